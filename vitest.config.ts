@@ -1,0 +1,38 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` is pure and fast (part of `npm run check`); `integration` talks to the real
+// servers of the local stack's `test` profile, which its global setup brings up (see stack/README.md).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: [
+            '{packages,services,stack}/*/src/**/*.test.ts',
+            'stack/src/**/*.test.ts',
+            'tests/unit/**/*.test.ts',
+          ],
+          environment: 'node',
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: [
+            '{packages,services}/*/test/**/*.test.ts',
+            'stack/test/**/*.test.ts',
+            'tests/{e2e,chaos}/**/*.test.ts',
+          ],
+          environment: 'node',
+          globalSetup: ['packages/testing/src/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // Suites share one stack; files run one at a time so fault tests never disturb a neighbour.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
+    ],
+  },
+});
