@@ -95,11 +95,15 @@ export default tseslint.config(
   },
   {
     // Command-line entry points talk to a terminal.
-    files: ['stack/src/cli.ts', 'stack/bin/**', '**/*.bench.ts'],
+    files: ['stack/src/cli.ts', 'stack/bin/**', '**/*.bench.ts', '**/bench/**'],
     rules: { 'no-console': 'off' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+    },
   },
 );

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isTraversableByOthers } from './service-user';
+
+/** The repository root: `stack/src` and the bundled `stack/dist` are both two levels below it. */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+
+export type ProfileName = 'dev' | 'test';
+
+/** Everything the local stack reads from its environment, read once, here. */
+export interface StackConfig {
+  readonly profile: ProfileName;
+  /** Root of all project-owned state: tools (shared by profiles) and one folder per profile. */
+  readonly home: string;
+  readonly toolsDir: string;
+  readonly stateDir: string;
+  /** Skip installing system packages (the caller promises they are there). */
+  readonly skipInstall: boolean;
+  /** Variables handed through to services that ask for them (never logged). */
+  readonly passthrough: Readonly<Record<string, string>>;
+  readonly isRoot: boolean;
+  /** The caller's whole environment, for commands run on its behalf (apt-get, go, vitest). */
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /** The environment every supervised process starts from (launches add their own variables). */
+  readonly childEnv: Readonly<Record<string, string>>;
+}
+
+const PASSTHROUGH = ['ADMIN_EMAIL', 'ADMIN_PASSWORD'] as const;
+
+export function readStackConfig(
+  profileOverride?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): StackConfig {
+  const rawProfile = profileOverride ?? env.BAZAAR_PROFILE ?? 'dev';
+  if (rawProfile !== 'dev' && rawProfile !== 'test') {
+    throw new Error(`BAZAAR_PROFILE must be "dev" or "test", got "${rawProfile}"`);
+  }
+  const isRoot = os.userInfo().uid === 0;
+  const home = path.resolve(env.BAZAAR_HOME ?? defaultHome(isRoot));
+  const passthrough: Record<string, string> = {};
+  for (const name of PASSTHROUGH) {
+    const value = env[name];
+    if (value !== undefined && value !== '') passthrough[name] = value;
+  }
+  return Object.freeze({
+    profile: rawProfile,
+    home,
+    toolsDir: path.join(home, 'tools'),
+    stateDir: path.join(home, rawProfile),
+    skipInstall: env.BAZAAR_SKIP_INSTALL === '1',
+    passthrough: Object.freeze(passthrough),
+    isRoot,
+    hostEnv: Object.freeze({ ...env }),
+    childEnv: Object.freeze({
+      PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'C.UTF-8',
+      TZ: 'UTC',
+    }),
+  });
+}
+
+/**
+ * State lives in the checkout's `.bazaar/`. Running as root, servers run as an unprivileged user
+ * that must reach that folder; when the checkout is inside a private directory (e.g. /root), the
+ * state moves to /var/lib/bazaar/<checkout hash> instead.
+ */
+function defaultHome(isRoot: boolean): string {
+  const inCheckout = path.join(repoRoot, '.bazaar');
+  if (!isRoot || isTraversableByOthers(repoRoot)) return inCheckout;
+  const hash = createHash('sha1').update(repoRoot).digest('hex').slice(0, 10);
+  return path.join('/var/lib/bazaar', hash);
+}

@@ -1,0 +1,32 @@
+import type { ProfileName } from './config';
+
+/**
+ * Project-owned loopback ports of the `dev` profile. The `test` profile adds 20000 to each, so a
+ * developer's running stack and the test suite's never collide (nor a system-wide PostgreSQL or Redis).
+ */
+export const devPorts = {
+  edge: 8080,
+  gateway: 8000,
+  users: 4001,
+  orders: 4002,
+  payments: 4003,
+  'psp-sandbox': 4004,
+  notifications: 4005,
+  analytics: 4006,
+  postgres: 15432,
+  mongo: 17017,
+  redis: 16379,
+  rabbitmq: 15672,
+  'rabbitmq-dist': 15673,
+  epmd: 14369,
+  etcd: 12379,
+  'etcd-peer': 12380,
+} as const;
+
+export type PortName = keyof typeof devPorts;
+
+const PROFILE_OFFSET: Record<ProfileName, number> = { dev: 0, test: 20000 };
+
+export function portOf(profile: ProfileName, name: PortName): number {
+  return devPorts[name] + PROFILE_OFFSET[profile];
+}
