@@ -5,9 +5,7 @@ import { buildServices } from './build';
 import { componentSpecs } from './components';
 import { readStackConfig, repoRoot, type StackConfig } from './config';
 import { daemonPid, ensureDaemon, fetchStatus, operate, type StatusReport } from './control';
-import { portOf } from './ports';
 import { isAlive } from './proc';
-import { run } from './run';
 import { reapRecorded } from './supervisor';
 import { ensureTools, type ToolName } from './tools';
 
@@ -97,12 +95,6 @@ async function stop(config: StackConfig) {
     for (const orphan of reapRecorded(path.join(config.stateDir, 'run', 'children.json'))) {
       say(`stopped ${orphan.name} (pid ${orphan.pid}) left behind by a supervisor that died`);
     }
-  }
-  // RabbitMQ's Erlang port mapper daemonizes itself out of the process group: stop it by its port.
-  if (existsSync('/usr/bin/epmd')) {
-    await run('/usr/bin/epmd', ['-kill'], {
-      env: { ...config.childEnv, ERL_EPMD_PORT: String(portOf(config.profile, 'epmd')) },
-    });
   }
   const left = leftovers(config);
   for (const leftover of left) process.kill(leftover, 'SIGKILL');

@@ -7,7 +7,7 @@ import type { StackConfig } from './config';
 import { repoRoot } from './config';
 import { portOf, type PortName } from './ports';
 import { amqpProbe, httpProbe, mongoProbe, postgresProbe, redisProbe, type Probe } from './probes';
-import { runChecked } from './run';
+import { run, runChecked } from './run';
 import type { StackSecrets } from './secrets';
 import { ownedDir, writeOwnedFile, type ServiceUser } from './service-user';
 import type { ToolName, ToolPaths } from './tools';
@@ -58,6 +58,8 @@ export interface ComponentSpec {
   readonly url: (ctx: StackContext, slot: Slot) => string;
   /** Runs after the first instance is ready, on every start (must be idempotent). */
   readonly afterReady?: (ctx: StackContext) => Promise<void>;
+  /** Cleans up what outlives the process group after a stop (e.g. a daemon it forked). */
+  readonly afterStop?: (ctx: StackContext) => Promise<void>;
   readonly stopSignal: NodeJS.Signals;
   readonly stopTimeoutMs: number;
   /** How long a start may take before the stack reports it as failed. */
@@ -286,6 +288,13 @@ const rabbitmq: ComponentSpec = {
     };
   },
   probe: (_ctx, slot) => amqpProbe(slot.port),
+  // Erlang's port mapper daemonizes out of RabbitMQ's process group; stop it by its own port.
+  afterStop: async (ctx) => {
+    if (!existsSync('/usr/bin/epmd')) return;
+    await run('/usr/bin/epmd', ['-kill'], {
+      env: { ...ctx.config.childEnv, ERL_EPMD_PORT: String(ctx.port('epmd')) },
+    });
+  },
   url: (_ctx, slot) => `amqp://127.0.0.1:${slot.port}`,
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 30_000,

@@ -387,6 +387,17 @@ export class Supervisor {
     instance.state = 'stopped';
   }
 
+  /**
+   * Stops every instance of one component and keeps it stopped (like `docker compose stop x`)
+   * until `up` names it again. Tests use it to take a dependency away.
+   */
+  async stopComponent(name: string): Promise<void> {
+    await Promise.all(
+      (this.instances.get(name) ?? []).map((instance) => this.stopInstance(instance)),
+    );
+    this.recordPids();
+  }
+
   /** Changes the number of instances of a scalable component (new ones on free ports). */
   async scale(name: string, count: number, progress: Progress): Promise<void> {
     const spec = this.specs.get(name);
@@ -446,6 +457,7 @@ export class Supervisor {
           if (instances.some((instance) => instance.pid !== undefined))
             progress(`stopping ${spec.name}`);
           await Promise.all(instances.map((instance) => this.stopInstance(instance)));
+          await spec.afterStop?.(this.options.ctx);
         }),
       );
     }

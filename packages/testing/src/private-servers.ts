@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  componentSpecs,
+  createContext,
+  ensureServiceUser,
+  infraUrls,
+  loadOrCreateSecrets,
+  locateTools,
+  readStackConfig,
+  Supervisor,
+  type PortName,
+} from '@bazaar/stack';
+
+export type InfraName = 'postgres' | 'mongo' | 'redis' | 'rabbitmq' | 'etcd';
+
+/** Real servers owned by one test: its own data dirs and free ports, so it may stop them at will. */
+export interface PrivateServers {
+  readonly urls: ReturnType<typeof infraUrls>;
+  /** Stops a server and keeps it stopped (no restart) until `start`. */
+  stop(name: InfraName): Promise<void>;
+  start(name: InfraName): Promise<void>;
+  /** Stops everything and deletes the data. */
+  close(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
+    });
+  });
+}
+
+const PORTS_OF: Record<InfraName, readonly PortName[]> = {
+  postgres: ['postgres'],
+  mongo: ['mongo'],
+  redis: ['redis'],
+  rabbitmq: ['rabbitmq', 'rabbitmq-dist', 'epmd'],
+  etcd: ['etcd', 'etcd-peer'],
+};
+
+/**
+ * Starts private copies of the named servers (and what they depend on) with the same component
+ * definitions `npm start` uses. The tools must be installed (the integration global setup does it).
+ */
+export async function startPrivateServers(names: readonly InfraName[]): Promise<PrivateServers> {
+  const shared = readStackConfig('test');
+  const stateDir = path.join(shared.home, 'private', randomBytes(6).toString('hex'));
+  const config = { ...shared, stateDir };
+  const wanted = new Set<InfraName>(names);
+  if (wanted.has('mongo')) wanted.add('postgres');
+  const ports = new Map<PortName, number>();
+  for (const name of wanted) for (const port of PORTS_OF[name]) ports.set(port, await freePort());
+  const base = createContext(
+    config,
+    await loadOrCreateSecrets(stateDir),
+    locateTools(config),
+    await ensureServiceUser(config.isRoot),
+  );
+  const ctx = {
+    ...base,
+    port: (name: PortName) => {
+      const port = ports.get(name);
+      if (port === undefined) throw new Error(`no private port for ${name}`);
+      return port;
+    },
+  };
+  const supervisor = new Supervisor({
+    specs: componentSpecs.filter((spec) => wanted.has(spec.name as InfraName)),
+    ctx,
+    logsDir: path.join(stateDir, 'logs'),
+    pidFile: path.join(stateDir, 'run', 'children.json'),
+    baseEnv: config.childEnv,
+  });
+  const quiet = () => undefined;
+  await supervisor.up([...wanted], quiet);
+  return {
+    urls: infraUrls(ctx),
+    stop: (name) => supervisor.stopComponent(name),
+    start: (name) => supervisor.up([name], quiet),
+    async close() {
+      await supervisor.down(quiet);
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}

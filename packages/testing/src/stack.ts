@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  fetchStatus,
+  infraUrls,
+  portOf,
+  readStackConfig,
+  type InstanceStatus,
+  type StackSecrets,
+} from '@bazaar/stack';
+
+/** Connection URLs of the `test` profile's real servers (started by the integration global setup). */
+export interface TestStack {
+  readonly postgres: string;
+  readonly mongo: string;
+  readonly redis: string;
+  readonly rabbitmq: string;
+  readonly etcd: string;
+  /** A PostgreSQL URL for another database of the same cluster. */
+  readonly postgresDatabase: (name: string) => string;
+}
+
+/** Where the test profile's servers listen and how to log in (credentials from its secrets file). */
+export function testStack(): TestStack {
+  const config = readStackConfig('test');
+  const secrets = JSON.parse(
+    readFileSync(path.join(config.stateDir, 'secrets.json'), 'utf8'),
+  ) as StackSecrets;
+  const ctx = { secrets, port: (name: Parameters<typeof portOf>[1]) => portOf('test', name) };
+  return { ...infraUrls(ctx), postgresDatabase: (name) => infraUrls(ctx, name).postgres };
+}
+
+/** The test profile's live status, one entry per process (as `npm run status -- --json`). */
+export async function testStackStatus(): Promise<InstanceStatus[]> {
+  const report = await fetchStatus(readStackConfig('test'));
+  if (report === undefined) throw new Error('the test stack is not running');
+  return report.components;
+}
+
+/** Polls `check` until it returns a value or the timeout passes (then throws with the last error). */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 15_000, intervalMs = 200, what = 'condition' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(`${what} not met within ${timeoutMs} ms`, { cause: lastError });
+}

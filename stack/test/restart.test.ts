@@ -1,0 +1,43 @@
+import { eventually, testStackStatus } from '@bazaar/testing';
+import { describe, expect, it } from 'vitest';
+
+// Acceptance (foundation issue): killing any process of the stack with SIGKILL gets it restarted
+// and `ready` again within 15 s, and `npm run status -- --json` shows that it was.
+describe('the local stack supervises its processes', () => {
+  it('lists every component ready, each with a pid and a 127.0.0.1 url', async () => {
+    const components = await testStackStatus();
+    const names = components.map((component) => component.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['postgres', 'mongo', 'redis', 'rabbitmq', 'etcd']),
+    );
+    for (const component of components) {
+      expect(component, component.name).toMatchObject({ state: 'ready', pid: expect.any(Number) });
+      expect(component.url).toMatch(/^[a-z]+:\/\/127\.0\.0\.1:\d+/);
+      expect(component.pssBytes).toBeGreaterThan(0);
+    }
+  });
+
+  it('restarts each component killed with SIGKILL and reports it ready within 15 s', async () => {
+    const before = await testStackStatus();
+    for (const victim of before) {
+      process.kill(victim.pid ?? 0, 'SIGKILL');
+      const killedAt = Date.now();
+      const revived = await eventually(
+        async () => {
+          const now = (await testStackStatus()).find(
+            (c) => c.name === victim.name && c.instance === victim.instance,
+          );
+          return now?.state === 'ready' && now.pid !== victim.pid ? now : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 250, what: `${victim.name} ready again after SIGKILL` },
+      );
+      expect(revived.restarts).toBe(victim.restarts + 1);
+      expect(Date.now() - killedAt).toBeLessThan(15_000);
+    }
+    // Whatever depended on a restarted server is ready again too.
+    await eventually(
+      async () => ((await testStackStatus()).every((c) => c.state === 'ready') ? true : undefined),
+      { timeoutMs: 15_000, what: 'every component ready' },
+    );
+  });
+});
