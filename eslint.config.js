@@ -1,13 +1,16 @@
-// @ts-check
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const root = import.meta.dirname;
-const serviceNames = readdirSync(path.join(root, 'services'), { withFileTypes: true })
-  .filter((entry) => entry.isDirectory())
-  .map((entry) => entry.name);
+// Every `@bazaar/*` name that is not a shared package (or the stack) is a service.
+const sharedNames = [
+  'stack',
+  ...readdirSync(path.join(root, 'packages'), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name),
+];
 
 /** The service a repository-relative path belongs to, if any. */
 function serviceOf(/** @type {string} */ relativePath) {
@@ -20,7 +23,7 @@ function serviceOf(/** @type {string} */ relativePath) {
  * and shared packages never import a service (STYLE.md, "Share infrastructure, never domain").
  * @type {import('eslint').Rule.RuleModule}
  */
-const boundaries = {
+export const boundaries = {
   meta: {
     type: 'problem',
     messages: {
@@ -45,7 +48,7 @@ const boundaries = {
         );
       } else if (source.startsWith('@bazaar/')) {
         const name = source.slice('@bazaar/'.length).split('/')[0] ?? '';
-        target = serviceNames.includes(name) ? name : undefined;
+        target = sharedNames.includes(name) ? undefined : name;
       }
       if (target === undefined || target === own) return;
       if (own !== undefined) {

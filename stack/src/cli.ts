@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { benchStack } from './bench';
 import { buildServices } from './build';
 import { componentSpecs } from './components';
 import { readStackConfig, repoRoot, type StackConfig } from './config';
@@ -189,6 +190,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       }
       case 'test':
         return await test(rest);
+      case 'bench':
+        return await benchStack(readStackConfig('test'), { start, stop, say });
       default:
         console.log(USAGE);
         if (command !== 'help') process.exitCode = 2;
