@@ -270,7 +270,7 @@ const rabbitmq: ComponentSpec = {
       args: [],
       env: {
         HOME: path.join(dir, 'home'),
-        RABBITMQ_NODENAME: `bazaar-${ctx.config.profile}@localhost`,
+        RABBITMQ_NODENAME: `bazaar-${slot.port}@localhost`,
         RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
         RABBITMQ_NODE_PORT: String(slot.port),
         RABBITMQ_DIST_PORT: String(ctx.port('rabbitmq-dist')),

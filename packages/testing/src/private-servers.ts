@@ -22,6 +22,10 @@ export interface PrivateServers {
   /** Stops a server and keeps it stopped (no restart) until `start`. */
   stop(name: InfraName): Promise<void>;
   start(name: InfraName): Promise<void>;
+  /** The leader pid of a server's process group (its supervisor restarts it if it dies). */
+  pid(name: InfraName): number;
+  /** Sends a signal to a server's whole process group (SIGSTOP/SIGCONT pause and resume it). */
+  signal(name: InfraName, signal: NodeJS.Signals): void;
   /** Stops everything and deletes the data. */
   close(): Promise<void>;
 }
@@ -82,10 +86,17 @@ export async function startPrivateServers(names: readonly InfraName[]): Promise<
   });
   const quiet = () => undefined;
   await supervisor.up([...wanted], quiet);
+  const pidOf = (name: InfraName) => {
+    const pid = supervisor.status().find((entry) => entry.name === name)?.pid;
+    if (pid === undefined || pid === null) throw new Error(`${name} is not running`);
+    return pid;
+  };
   return {
     urls: infraUrls(ctx),
     stop: (name) => supervisor.stopComponent(name),
     start: (name) => supervisor.up([name], quiet),
+    pid: pidOf,
+    signal: (name, signal) => process.kill(-pidOf(name), signal),
     async close() {
       await supervisor.down(quiet);
       await rm(stateDir, { recursive: true, force: true });
