@@ -158,6 +158,49 @@ async function test(argv: readonly string[]) {
   process.exitCode = code;
 }
 
+/** Benchmark files of packages and services: `<workspace>/bench/*.bench.ts`, run with tsx. */
+function benchFiles(): string[] {
+  const files: string[] = [];
+  for (const group of ['packages', 'services']) {
+    for (const workspace of readdirSync(path.join(repoRoot, group))) {
+      const dir = path.join(repoRoot, group, workspace, 'bench');
+      if (!existsSync(dir)) continue;
+      for (const file of readdirSync(dir))
+        if (file.endsWith('.bench.ts')) files.push(path.join(dir, file));
+    }
+  }
+  return files.sort();
+}
+
+/**
+ * `npm run bench [-- <name>...]`: every suite (or those whose file or workspace name matches) on the
+ * test profile, each writing its own section of docs/benchmarks.md; the stack's own suite runs last
+ * because it stops and starts the stack.
+ */
+async function bench(filters: readonly string[]) {
+  const config = readStackConfig('test');
+  const matches = (name: string) =>
+    filters.length === 0 || filters.some((filter) => name.includes(filter));
+  const files = benchFiles().filter((file) => matches(path.relative(repoRoot, file)));
+  if (files.length > 0) await start(config);
+  let failed = 0;
+  for (const file of files) {
+    say(`bench ${path.relative(repoRoot, file)}`);
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', file], {
+        cwd: repoRoot,
+        stdio: 'inherit',
+        env: { ...config.hostEnv, BAZAAR_PROFILE: config.profile },
+      });
+      child.on('close', (exitCode) => resolve(exitCode ?? 1));
+    });
+    if (code !== 0) failed += 1;
+  }
+  if (matches('stack')) await benchStack(config, { start, stop, say });
+  else if (files.length > 0) await stop(config);
+  if (failed > 0) throw new Error(`${failed} benchmark suite(s) failed`);
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
   const [command = 'help', ...rest] = argv;
   const profile = option(rest, '--profile');
@@ -191,7 +234,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       case 'test':
         return await test(rest);
       case 'bench':
-        return await benchStack(readStackConfig('test'), { start, stop, say });
+        return await bench(positional);
       default:
         console.log(USAGE);
         if (command !== 'help') process.exitCode = 2;

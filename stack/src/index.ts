@@ -16,3 +16,4 @@ export { loadOrCreateSecrets, type StackSecrets } from './secrets';
 export { ensureServiceUser } from './service-user';
 export { Supervisor, type InstanceStatus } from './supervisor';
 export { ensureTools, locateTools, type ToolName } from './tools';
+export { describeMachine, writeBenchmarkSection } from './benchmarks-file';
