@@ -413,7 +413,7 @@ export function createContext(
     secrets,
     tools,
     serviceUser,
-    port: (name) => portOf(config.profile, name),
+    port: (name) => portOf(config, name),
     dataDir: (name) => path.join(config.stateDir, 'data', name),
   };
 }

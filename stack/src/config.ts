@@ -21,6 +21,8 @@ export interface StackConfig {
   /** Variables handed through to services that ask for them (never logged). */
   readonly passthrough: Readonly<Record<string, string>>;
   readonly isRoot: boolean;
+  /** Added to every port of the profile (0 for dev). */
+  readonly portOffset: number;
   /** The caller's whole environment, for commands run on its behalf (apt-get, go, vitest). */
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   /** The environment every supervised process starts from (launches add their own variables). */
@@ -38,6 +40,12 @@ export function readStackConfig(
     throw new Error(`BAZAAR_PROFILE must be "dev" or "test", got "${rawProfile}"`);
   }
   const isRoot = os.userInfo().uid === 0;
+  const testOffset = Number(env.BAZAAR_TEST_PORT_OFFSET ?? '20000');
+  if (!Number.isInteger(testOffset) || testOffset < 1000 || testOffset > 40000) {
+    throw new Error(
+      `BAZAAR_TEST_PORT_OFFSET must be an integer from 1000 to 40000, got "${env.BAZAAR_TEST_PORT_OFFSET}"`,
+    );
+  }
   const home = path.resolve(env.BAZAAR_HOME ?? defaultHome(isRoot));
   const passthrough: Record<string, string> = {};
   for (const name of PASSTHROUGH) {
@@ -52,6 +60,7 @@ export function readStackConfig(
     skipInstall: env.BAZAAR_SKIP_INSTALL === '1',
     passthrough: Object.freeze(passthrough),
     isRoot,
+    portOffset: rawProfile === 'test' ? testOffset : 0,
     hostEnv: Object.freeze({ ...env }),
     childEnv: Object.freeze({
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',

@@ -1,8 +1,7 @@
-import type { ProfileName } from './config';
-
 /**
- * Project-owned loopback ports of the `dev` profile. The `test` profile adds 20000 to each, so a
- * developer's running stack and the test suite's never collide (nor a system-wide PostgreSQL or Redis).
+ * Project-owned loopback ports of the `dev` profile. The `test` profile adds an offset (20000 unless
+ * BAZAAR_TEST_PORT_OFFSET says otherwise) to each, so a developer's running stack and the test suite's
+ * never collide (nor a system-wide PostgreSQL or Redis).
  */
 export const devPorts = {
   edge: 8080,
@@ -25,8 +24,6 @@ export const devPorts = {
 
 export type PortName = keyof typeof devPorts;
 
-const PROFILE_OFFSET: Record<ProfileName, number> = { dev: 0, test: 20000 };
-
-export function portOf(profile: ProfileName, name: PortName): number {
-  return devPorts[name] + PROFILE_OFFSET[profile];
+export function portOf(config: { readonly portOffset: number }, name: PortName): number {
+  return devPorts[name] + config.portOffset;
 }

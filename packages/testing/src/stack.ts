@@ -4,6 +4,7 @@ import {
   fetchStatus,
   infraUrls,
   portOf,
+  type PortName,
   readStackConfig,
   type InstanceStatus,
   type StackSecrets,
@@ -26,7 +27,7 @@ export function testStack(): TestStack {
   const secrets = JSON.parse(
     readFileSync(path.join(config.stateDir, 'secrets.json'), 'utf8'),
   ) as StackSecrets;
-  const ctx = { secrets, port: (name: Parameters<typeof portOf>[1]) => portOf('test', name) };
+  const ctx = { secrets, port: (name: PortName) => portOf(config, name) };
   return { ...infraUrls(ctx), postgresDatabase: (name) => infraUrls(ctx, name).postgres };
 }
 
