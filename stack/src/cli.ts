@@ -123,7 +123,11 @@ async function status(config: StackConfig, json: boolean) {
   const report = (await fetchStatus(config)) ?? { profile: config.profile, pid: 0, components: [] };
   if (json) {
     console.log(
-      JSON.stringify({ profile: report.profile, components: report.components }, null, 2),
+      JSON.stringify(
+        { profile: report.profile, stateDir: config.stateDir, components: report.components },
+        null,
+        2,
+      ),
     );
   } else if (report.components.length === 0) {
     console.log(`The ${config.profile} stack is not running (npm start).`);
