@@ -14,6 +14,6 @@ export { fetchStatus, type StatusReport } from './control';
 export { portOf, type PortName } from './ports';
 export { loadOrCreateSecrets, type StackSecrets } from './secrets';
 export { ensureServiceUser } from './service-user';
-export { Supervisor, type InstanceStatus } from './supervisor';
+export { reapRecorded, Supervisor, type InstanceStatus } from './supervisor';
 export { ensureTools, locateTools, type ToolName } from './tools';
 export { describeMachine, writeBenchmarkSection } from './benchmarks-file';

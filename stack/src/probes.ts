@@ -83,6 +83,7 @@ export const postgresProbe =
   (connectionString: string): Probe =>
   async (signal) => {
     const client = new pg.Client({ connectionString, connectionTimeoutMillis: 1_000 });
+    client.on('error', () => undefined); // a server going away mid-probe is a failed probe, not a crash
     const onAbort = () => void client.end().catch(() => undefined);
     signal.addEventListener('abort', onAbort);
     try {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import {
@@ -10,6 +11,7 @@ import {
   loadOrCreateSecrets,
   locateTools,
   readStackConfig,
+  reapRecorded,
   Supervisor,
   type PortName,
 } from '@bazaar/stack';
@@ -52,6 +54,38 @@ const PORTS_OF: Record<InfraName, readonly PortName[]> = {
 };
 
 /**
+ * Stops and deletes private servers whose test process is gone (it was killed before `close`), so
+ * an interrupted run never leaves servers behind.
+ */
+function reapAbandoned(privateRoot: string): void {
+  if (!existsSync(privateRoot)) return;
+  for (const entry of readdirSync(privateRoot)) {
+    const dir = path.join(privateRoot, entry);
+    const owner = Number(readFileSafe(path.join(dir, 'owner.pid')));
+    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) continue;
+    reapRecorded(path.join(dir, 'run', 'children.json'));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function readFileSafe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
  * Starts private copies of the named servers (and what they depend on) with the same component
  * definitions `npm start` uses. The tools must be installed (the integration global setup does it).
  */
@@ -61,8 +95,13 @@ export async function startPrivateServers(names: readonly InfraName[]): Promise<
   const config = { ...shared, stateDir };
   const wanted = new Set<InfraName>(names);
   if (wanted.has('mongo')) wanted.add('postgres');
+  reapAbandoned(path.dirname(stateDir));
+  await mkdir(path.join(stateDir, 'run'), { recursive: true });
+  await writeFile(path.join(stateDir, 'owner.pid'), `${process.pid}\n`);
+  // Every infrastructure port gets a free one, even for servers not started: connection URLs of
+  // the whole set are computed together.
   const ports = new Map<PortName, number>();
-  for (const name of wanted) for (const port of PORTS_OF[name]) ports.set(port, await freePort());
+  for (const port of Object.values(PORTS_OF).flat()) ports.set(port, await freePort());
   const base = createContext(
     config,
     await loadOrCreateSecrets(stateDir),
