@@ -38,7 +38,7 @@ beforeAll(async () => {
     () => pool.end(),
     () => redis.quit(),
     () => mongo.close(),
-    async () => etcd.close(),
+    () => Promise.resolve(etcd.close()),
     () => servers.close(),
   );
 });
