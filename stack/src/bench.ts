@@ -8,6 +8,27 @@ const MB = 1024 * 1024;
 const GOALS = { coreBytes: 1024 * MB, fullBytes: 3 * 1024 * MB, warmStartSeconds: 30 };
 /** Parts that are not "core" (services + data stores + broker + registry): observability and edge. */
 const NON_CORE = new Set(['prometheus', 'alertmanager', 'jaeger', 'elasticsearch', 'edge', 'mail']);
+/** Every process ARCHITECTURE.md names; the ones not built yet are listed beside the totals. */
+const ARCHITECTURE_COMPONENTS = [
+  'edge',
+  'gateway',
+  'users',
+  'orders',
+  'payments',
+  'psp-sandbox',
+  'notifications',
+  'analytics',
+  'postgres',
+  'mongo',
+  'redis',
+  'rabbitmq',
+  'etcd',
+  'prometheus',
+  'alertmanager',
+  'jaeger',
+  'elasticsearch',
+  'mail',
+];
 
 export interface StackBenchHooks {
   readonly start: (config: StackConfig) => Promise<void>;
@@ -20,7 +41,7 @@ const median = (values: readonly number[]) =>
 
 /**
  * Warm `npm start` time (tools installed, data dirs present, nothing running) and the memory of the
- * running system, on the `test` profile so a developer's `dev` stack is left alone.
+ * running system, on the `bench` profile so the `dev` and `test` stacks are left alone.
  */
 export async function benchStack(
   config: StackConfig,
@@ -40,14 +61,19 @@ export async function benchStack(
   }
   // Let lazy initialisation settle before reading memory.
   await new Promise((resolve) => setTimeout(resolve, 5_000));
-  components = (await fetchStatus(config))?.components ?? [];
+  const report = await fetchStatus(config);
+  components = report?.components ?? [];
+  const supervisorBytes = report?.supervisor?.pssBytes ?? 0;
   await hooks.stop(config);
 
   const core = components.filter((c) => !NON_CORE.has(c.name));
   const sum = (list: readonly InstanceStatus[]) => list.reduce((total, c) => total + c.pssBytes, 0);
-  const coreBytes = sum(core);
-  const fullBytes = sum(components);
-  const missing = componentSpecs.filter((spec) => !components.some((c) => c.name === spec.name));
+  const coreBytes = sum(core) + supervisorBytes;
+  const fullBytes = sum(components) + supervisorBytes;
+  const notRunning = componentSpecs.filter((spec) => !components.some((c) => c.name === spec.name));
+  const notBuilt = ARCHITECTURE_COMPONENTS.filter(
+    (name) => !componentSpecs.some((spec) => spec.name === name),
+  );
   const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
   const rows = components
     .map(
@@ -59,7 +85,7 @@ export async function benchStack(
     'stack',
     `## Local stack: memory and warm start
 
-Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`test\`; memory read 5 s after
+Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`bench\`; memory read 5 s after
 the stack reported ready. PSS (proportional set size) divides shared pages among the processes that share
 them, so the totals add up (RSS would count PostgreSQL's shared buffers once per backend).
 
@@ -72,8 +98,10 @@ them, so the totals add up (RSS would count PostgreSQL's shared buffers once per
 | component | PSS MB | RSS MB |
 |---|---|---|
 ${rows}
+| (the stack's supervisor daemon) | ${(supervisorBytes / MB).toFixed(1)} | |
 
-${missing.length === 0 ? 'Every component of the stack was running.' : `Not part of the stack yet, so not in the totals: ${missing.map((s) => s.name).join(', ')}.`}
+${notRunning.length === 0 ? 'Every component the stack defines was running.' : `Defined but not running: ${notRunning.map((spec) => spec.name).join(', ')}.`}
+${notBuilt.length === 0 ? '' : `Not built yet, so not in the totals (the full-stack goal is only partly tested until they land): ${notBuilt.join(', ')}.`}
 There is no same-run baseline for these absolute goals; for scale, the OpenTelemetry demo asks for 6 GB and
 Online Boutique for 4 CPUs (their documentation, not measured here).`,
   );

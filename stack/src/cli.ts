@@ -178,11 +178,11 @@ function benchFiles(): string[] {
 
 /**
  * `npm run bench [-- <name>...]`: every suite (or those whose file or workspace name matches) on the
- * test profile, each writing its own section of docs/benchmarks.md; the stack's own suite runs last
+ * `bench` profile (its own ports and data, so running stacks are not disturbed), each writing its own section of docs/benchmarks.md; the stack's own suite runs last
  * because it stops and starts the stack.
  */
 async function bench(filters: readonly string[]) {
-  const config = readStackConfig('test');
+  const config = readStackConfig('bench');
   const matches = (name: string) =>
     filters.length === 0 || filters.some((filter) => name.includes(filter));
   const files = benchFiles().filter((file) => matches(path.relative(repoRoot, file)));

@@ -7,7 +7,7 @@ import { isTraversableByOthers } from './service-user';
 /** The repository root: `stack/src` and the bundled `stack/dist` are both two levels below it. */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
-export type ProfileName = 'dev' | 'test';
+export type ProfileName = 'dev' | 'test' | 'bench';
 
 /** Everything the local stack reads from its environment, read once, here. */
 export interface StackConfig {
@@ -29,6 +29,9 @@ export interface StackConfig {
   readonly childEnv: Readonly<Record<string, string>>;
 }
 
+/** The `bench` profile (npm run bench) runs beside dev and test stacks without disturbing them. */
+const BENCH_PORT_OFFSET = 30000;
+
 const PASSTHROUGH = ['ADMIN_EMAIL', 'ADMIN_PASSWORD'] as const;
 
 export function readStackConfig(
@@ -36,8 +39,8 @@ export function readStackConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): StackConfig {
   const rawProfile = profileOverride ?? env.BAZAAR_PROFILE ?? 'dev';
-  if (rawProfile !== 'dev' && rawProfile !== 'test') {
-    throw new Error(`BAZAAR_PROFILE must be "dev" or "test", got "${rawProfile}"`);
+  if (rawProfile !== 'dev' && rawProfile !== 'test' && rawProfile !== 'bench') {
+    throw new Error(`BAZAAR_PROFILE must be "dev", "test" or "bench", got "${rawProfile}"`);
   }
   const isRoot = os.userInfo().uid === 0;
   const testOffset = Number(env.BAZAAR_TEST_PORT_OFFSET ?? '20000');
@@ -60,7 +63,7 @@ export function readStackConfig(
     skipInstall: env.BAZAAR_SKIP_INSTALL === '1',
     passthrough: Object.freeze(passthrough),
     isRoot,
-    portOffset: rawProfile === 'test' ? testOffset : 0,
+    portOffset: { dev: 0, test: testOffset, bench: BENCH_PORT_OFFSET }[rawProfile],
     hostEnv: Object.freeze({ ...env }),
     childEnv: Object.freeze({
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StackConfig } from './config';
 import { repoRoot } from './config';
-import { isAlive } from './proc';
+import { isAlive, type Memory } from './proc';
 import type { InstanceStatus } from './supervisor';
 
 export function runDir(config: StackConfig): string {
@@ -25,6 +25,8 @@ export interface StatusReport {
   readonly profile: string;
   readonly pid: number;
   readonly components: InstanceStatus[];
+  /** The supervisor daemon's own memory. */
+  readonly supervisor?: Memory;
 }
 
 function call(

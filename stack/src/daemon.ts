@@ -6,6 +6,7 @@ import { readStackConfig } from './config';
 import { runDir, socketPath } from './control';
 import { loadOrCreateSecrets } from './secrets';
 import { ensureServiceUser } from './service-user';
+import { groupMemory } from './proc';
 import { reapRecorded, Supervisor } from './supervisor';
 import { locateTools, toolPathKey } from './tools';
 
@@ -82,6 +83,7 @@ async function main(argv: readonly string[]): Promise<void> {
             profile: config.profile,
             pid: process.pid,
             components: supervisor.status(),
+            supervisor: groupMemory(process.pid),
           }),
         );
       } else if (route === 'POST /up' && !stopping) {

@@ -9,8 +9,9 @@ import {
   type InstanceStatus,
   type StackSecrets,
 } from '@bazaar/stack';
+import { stackProfile } from './config';
 
-/** Connection URLs of the `test` profile's real servers (started by the integration global setup). */
+/** Connection URLs of the `test` (or, in benchmarks, `bench`) profile's real servers (started by the integration global setup). */
 export interface TestStack {
   readonly postgres: string;
   readonly mongo: string;
@@ -23,7 +24,7 @@ export interface TestStack {
 
 /** Where the test profile's servers listen and how to log in (credentials from its secrets file). */
 export function testStack(): TestStack {
-  const config = readStackConfig('test');
+  const config = readStackConfig(stackProfile());
   const secrets = JSON.parse(
     readFileSync(path.join(config.stateDir, 'secrets.json'), 'utf8'),
   ) as StackSecrets;
@@ -33,7 +34,7 @@ export function testStack(): TestStack {
 
 /** The test profile's live status, one entry per process (as `npm run status -- --json`). */
 export async function testStackStatus(): Promise<InstanceStatus[]> {
-  const report = await fetchStatus(readStackConfig('test'));
+  const report = await fetchStatus(readStackConfig(stackProfile()));
   if (report === undefined) throw new Error('the test stack is not running');
   return report.components;
 }
