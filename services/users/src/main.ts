@@ -1,0 +1,68 @@
+// Composition root: config → logger → telemetry → PostgreSQL (migrated) → Redis → app → listen,
+// drain on SIGTERM.
+import { createLogger } from '@bazaar/logging';
+import { runService } from '@bazaar/service-kit';
+import { startTelemetry } from '@bazaar/telemetry';
+import { buildApp } from './app';
+import { readConfig, type Config } from './config';
+import { createPool, migrate } from './database';
+import { createRedis } from './redis';
+
+const service = 'users';
+
+let config: Config;
+try {
+  config = readConfig();
+} catch (error) {
+  createLogger({ service }).fatal({ err: error }, 'invalid configuration');
+  process.exit(1);
+}
+
+const logger = createLogger({
+  service,
+  level: config.LOG_LEVEL,
+  ...(config.SERVICE_INSTANCE_ID === undefined ? {} : { instanceId: config.SERVICE_INSTANCE_ID }),
+});
+const telemetry = startTelemetry({
+  serviceName: service,
+  ...(config.SERVICE_INSTANCE_ID === undefined
+    ? {}
+    : { serviceInstanceId: config.SERVICE_INSTANCE_ID }),
+  ...(config.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
+    ? {}
+    : { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }),
+});
+const pool = createPool({
+  connectionString: config.DATABASE_URL,
+  max: config.DATABASE_POOL_SIZE,
+  statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
+});
+const redis = createRedis({
+  url: config.REDIS_URL,
+  commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  logger,
+});
+const users = buildApp({ config, logger, telemetry, pool, redis });
+
+try {
+  await migrate(pool, logger);
+  await users.start();
+  await runService({
+    app: users.app,
+    config,
+    logger,
+    telemetry,
+    onShutdown: [
+      { name: 'postgres pool', close: () => pool.end() },
+      { name: 'redis', close: () => void redis.disconnect() },
+      { name: 'signing key reload', close: () => users.stop() },
+    ],
+  });
+} catch (error) {
+  logger.fatal({ err: error }, 'could not start');
+  users.stop();
+  redis.disconnect();
+  await pool.end().catch(() => undefined);
+  await telemetry.shutdown();
+  process.exit(1);
+}
