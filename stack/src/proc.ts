@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 
 /** Memory of a group of processes: RSS counts shared pages in every process, PSS divides them. */
 export interface Memory {
@@ -69,4 +70,19 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (typeof address === 'object' && address !== null) resolve(address.port);
+        else reject(new Error('no port assigned'));
+      });
+    });
+  });
 }

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { ComponentSpec, Slot, StackContext } from './components';
-import { groupMemory, isAlive, processGroups, signalGroup } from './proc';
+import { freePort, groupMemory, isAlive, processGroups, signalGroup } from './proc';
 
 export type InstanceState =
   'starting' | 'ready' | 'unhealthy' | 'backoff' | 'stopping' | 'stopped' | 'failed';
@@ -430,17 +429,8 @@ export class Supervisor {
   private async freePort(): Promise<number> {
     const used = new Set([...this.instances.values()].flat().map((instance) => instance.slot.port));
     for (;;) {
-      const port = await new Promise<number>((resolve, reject) => {
-        const server = net.createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-          const address = server.address();
-          server.close(() =>
-            resolve(typeof address === 'object' && address !== null ? address.port : 0),
-          );
-        });
-      });
-      if (port !== 0 && !used.has(port)) return port;
+      const port = await freePort();
+      if (!used.has(port)) return port;
     }
   }
 

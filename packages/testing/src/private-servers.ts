@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import {
   componentSpecs,
   createContext,
   ensureServiceUser,
+  freePort,
+  isAlive,
   infraUrls,
   loadOrCreateSecrets,
   locateTools,
@@ -30,19 +31,6 @@ export interface PrivateServers {
   signal(name: InfraName, signal: NodeJS.Signals): void;
   /** Stops everything and deletes the data. */
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
 }
 
 const PORTS_OF: Record<InfraName, readonly PortName[]> = {
@@ -73,15 +61,6 @@ function readFileSafe(file: string): string {
     return readFileSync(file, 'utf8').trim();
   } catch {
     return '';
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
