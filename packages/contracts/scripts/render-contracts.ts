@@ -270,14 +270,11 @@ async function renderTypes(
   }
 
   const root: JSONSchema = {
-    title: 'EventTypes',
-    description: 'Every Bazaar event type and the TypeScript type of its CloudEvents envelope.',
-    type: 'object',
-    additionalProperties: false,
-    required: events.map((event) => event.type),
-    properties: Object.fromEntries(events.map((event) => [event.type, { $ref: event.fileName }])),
+    title: 'BazaarEvent',
+    description: 'Any Bazaar event envelope; narrow it on `type`.',
+    anyOf: events.map((event) => ({ $ref: event.fileName })),
   };
-  const declarations = await compile(root, 'EventTypes', {
+  const declarations = await compile(root, 'BazaarEvent', {
     bannerComment: '',
     cwd: eventsDir,
     declareExternallyReferenced: true,
@@ -302,11 +299,14 @@ async function renderTypes(
   return [
     banner,
     declarations,
+    // A type alias, not an interface: it must be assignable to `Record<string, …>` (event maps).
+    '/** Every Bazaar event type and the TypeScript type of its CloudEvents envelope. */',
+    'export type EventTypes = {',
+    ...events.map((event) => `  ${JSON.stringify(event.type)}: ${event.title};`),
+    '};',
+    '',
     '/** The name of an event type, e.g. `order.placed.v1`; also its routing key. */',
     'export type EventType = keyof EventTypes;',
-    '',
-    '/** Any Bazaar event envelope; narrow it on `type`. */',
-    `export type BazaarEvent = ${events.map((event) => event.title).join(' | ')};`,
     '',
     '/** Every event type, sorted. */',
     `export const eventTypeNames = [${typeNames.join(', ')}] as const satisfies readonly EventType[];`,

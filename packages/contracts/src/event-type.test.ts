@@ -1,7 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { eventSchemaFiles } from './contract-files.fixture';
 import { isEventType, routingKeyOf } from './event-type';
-import { eventTypeNames } from './generated/event-types';
+import {
+  eventTypeNames,
+  type BazaarEvent,
+  type EventTypes,
+  type OrderPlacedV1Data,
+} from './generated/event-types';
 
 describe('eventTypeNames', () => {
   it('lists the type of every event schema, sorted and without duplicates', () => {
@@ -27,5 +32,23 @@ describe('isEventType', () => {
 describe('routingKeyOf', () => {
   it('is the event type', () => {
     expect(routingKeyOf('payment.authorized.v1')).toBe('payment.authorized.v1');
+  });
+});
+
+describe('the generated types', () => {
+  it('let an event map such as the event bus takes accept EventTypes', () => {
+    interface MinimalEnvelope {
+      readonly specversion: '1.0';
+      readonly id: string;
+      readonly type: string;
+      readonly data: unknown;
+    }
+    expectTypeOf<EventTypes>().toExtend<Readonly<Record<string, MinimalEnvelope>>>();
+  });
+
+  it('narrow BazaarEvent on type', () => {
+    const narrow = (event: BazaarEvent) =>
+      event.type === 'order.placed.v1' ? event.data : undefined;
+    expectTypeOf(narrow).returns.toEqualTypeOf<OrderPlacedV1Data | undefined>();
   });
 });

@@ -2,6 +2,19 @@
 // Do not edit: change the schemas and run `npm run contracts:generate`.
 
 /**
+ * Any Bazaar event envelope; narrow it on `type`.
+ */
+export type BazaarEvent =
+  | OrderCancelledV1
+  | OrderConfirmedV1
+  | OrderPlacedV1
+  | PaymentAuthorizedV1
+  | PaymentCapturedV1
+  | PaymentFailedV1
+  | PaymentRefundedV1
+  | PaymentVoidedV1
+  | UserRegisteredV1;
+/**
  * An opaque order identifier with the `ord_` prefix.
  */
 export type OrderId = string;
@@ -48,20 +61,6 @@ export type PaymentFailureCode =
  */
 export type RefundId = string;
 
-/**
- * Every Bazaar event type and the TypeScript type of its CloudEvents envelope.
- */
-export interface EventTypes {
-  'order.cancelled.v1': OrderCancelledV1;
-  'order.confirmed.v1': OrderConfirmedV1;
-  'order.placed.v1': OrderPlacedV1;
-  'payment.authorized.v1': PaymentAuthorizedV1;
-  'payment.captured.v1': PaymentCapturedV1;
-  'payment.failed.v1': PaymentFailedV1;
-  'payment.refunded.v1': PaymentRefundedV1;
-  'payment.voided.v1': PaymentVoidedV1;
-  'user.registered.v1': UserRegisteredV1;
-}
 /**
  * orders cancelled an order and released its reserved stock. Consumed by payments (voids an authorization that arrives or exists for it), notifications and analytics.
  */
@@ -333,20 +332,21 @@ export interface UserRegisteredV1Data {
   registeredAt: Timestamp;
 }
 
+/** Every Bazaar event type and the TypeScript type of its CloudEvents envelope. */
+export type EventTypes = {
+  'order.cancelled.v1': OrderCancelledV1;
+  'order.confirmed.v1': OrderConfirmedV1;
+  'order.placed.v1': OrderPlacedV1;
+  'payment.authorized.v1': PaymentAuthorizedV1;
+  'payment.captured.v1': PaymentCapturedV1;
+  'payment.failed.v1': PaymentFailedV1;
+  'payment.refunded.v1': PaymentRefundedV1;
+  'payment.voided.v1': PaymentVoidedV1;
+  'user.registered.v1': UserRegisteredV1;
+};
+
 /** The name of an event type, e.g. `order.placed.v1`; also its routing key. */
 export type EventType = keyof EventTypes;
-
-/** Any Bazaar event envelope; narrow it on `type`. */
-export type BazaarEvent =
-  | OrderCancelledV1
-  | OrderConfirmedV1
-  | OrderPlacedV1
-  | PaymentAuthorizedV1
-  | PaymentCapturedV1
-  | PaymentFailedV1
-  | PaymentRefundedV1
-  | PaymentVoidedV1
-  | UserRegisteredV1;
 
 /** Every event type, sorted. */
 export const eventTypeNames = [
