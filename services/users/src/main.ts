@@ -1,5 +1,7 @@
-// Composition root: config → logger → telemetry → PostgreSQL (migrated) → Redis → app → listen,
-// drain on SIGTERM.
+// Composition root: config → logger → telemetry → PostgreSQL (migrated) → Redis → event bus and
+// outbox relay → app → listen, drain on SIGTERM.
+import { validateEvent } from '@bazaar/contracts';
+import { createEventBus, startPgOutboxRelay } from '@bazaar/event-bus';
 import { createLogger } from '@bazaar/logging';
 import { runService } from '@bazaar/service-kit';
 import { startTelemetry } from '@bazaar/telemetry';
@@ -42,11 +44,19 @@ const redis = createRedis({
   commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
   logger,
 });
+const bus = createEventBus({
+  url: config.RABBITMQ_URL,
+  logger,
+  validate: validateEvent,
+  name: service,
+});
 const users = buildApp({ config, logger, telemetry, pool, redis });
 
 try {
   await migrate(pool, logger);
   await users.start();
+  // RabbitMQ is not needed to serve: events wait in the outbox until the relay can publish them.
+  const relay = startPgOutboxRelay({ pool, bus, logger });
   await runService({
     app: users.app,
     config,
@@ -55,6 +65,8 @@ try {
     onShutdown: [
       { name: 'postgres pool', close: () => pool.end() },
       { name: 'redis', close: () => void redis.disconnect() },
+      { name: 'event bus', close: () => bus.close() },
+      { name: 'outbox relay', close: () => relay.stop() },
       { name: 'signing key reload', close: () => users.stop() },
     ],
   });
@@ -62,6 +74,7 @@ try {
   logger.fatal({ err: error }, 'could not start');
   users.stop();
   redis.disconnect();
+  await bus.close().catch(() => undefined);
   await pool.end().catch(() => undefined);
   await telemetry.shutdown();
   process.exit(1);

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createEvent, type UserRegisteredV1 } from '@bazaar/contracts';
 import type { Logger } from '@bazaar/logging';
 import { injectContext } from '@bazaar/telemetry';
 import type pg from 'pg';
 import { inTransaction } from '../database';
 import { emailTaken, invalidFields, userNotFound } from '../errors';
-import type { EventOutbox, OutgoingEvent } from '../outbox';
+import type { EventOutbox } from '../outbox';
 import type { PasswordHasher } from './password-hasher';
 import type { ProfileCache } from './profile-cache';
 import {
@@ -56,15 +56,11 @@ function activeTraceContext(): { traceparent?: string; tracestate?: string } {
 }
 
 /** The `user.registered.v1` event (contracts/events/user.registered.v1.schema.json). */
-export function userRegisteredEvent(user: User): OutgoingEvent {
-  return {
-    specversion: '1.0',
-    id: randomUUID(),
+export function userRegisteredEvent(user: User): UserRegisteredV1 {
+  return createEvent('user.registered.v1', {
     source: '/users',
-    type: 'user.registered.v1',
-    time: user.createdAt.toISOString(),
-    datacontenttype: 'application/json',
     subject: user.id,
+    time: user.createdAt,
     ...activeTraceContext(),
     data: {
       userId: user.id,
@@ -72,7 +68,7 @@ export function userRegisteredEvent(user: User): OutgoingEvent {
       name: user.name,
       registeredAt: user.createdAt.toISOString(),
     },
-  };
+  });
 }
 
 export function createUserService(deps: UserServiceDeps): UserService {
