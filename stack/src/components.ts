@@ -62,6 +62,12 @@ export interface ComponentSpec {
   readonly afterStop?: (ctx: StackContext) => Promise<void>;
   readonly stopSignal: NodeJS.Signals;
   readonly stopTimeoutMs: number;
+  /**
+   * Restart an instance whose probe has failed for this long (a liveness check, like Kubernetes').
+   * Only for parts whose probe tests the process itself: a service's `/readyz` also fails while a
+   * dependency is down, and restarting it would not help.
+   */
+  readonly restartWhenUnhealthyForMs?: number;
   /** How long a start may take before the stack reports it as failed. */
   readonly startTimeoutMs: number;
   /** Changes when the component's code changes; `npm start` then restarts its instances. */
@@ -167,6 +173,7 @@ const postgres: ComponentSpec = {
   stopSignal: 'SIGINT', // PostgreSQL's "fast" shutdown
   stopTimeoutMs: 15_000,
   startTimeoutMs: 60_000,
+  restartWhenUnhealthyForMs: 30_000,
 };
 
 const mongo: ComponentSpec = {
@@ -195,6 +202,7 @@ const mongo: ComponentSpec = {
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 10_000,
   startTimeoutMs: 30_000,
+  restartWhenUnhealthyForMs: 30_000,
 };
 
 const redis: ComponentSpec = {
@@ -232,6 +240,7 @@ const redis: ComponentSpec = {
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 10_000,
   startTimeoutMs: 20_000,
+  restartWhenUnhealthyForMs: 30_000,
 };
 
 const rabbitmq: ComponentSpec = {
@@ -299,6 +308,7 @@ const rabbitmq: ComponentSpec = {
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 30_000,
   startTimeoutMs: 90_000,
+  restartWhenUnhealthyForMs: 30_000,
 };
 
 const etcd: ComponentSpec = {
@@ -341,6 +351,7 @@ const etcd: ComponentSpec = {
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 10_000,
   startTimeoutMs: 30_000,
+  restartWhenUnhealthyForMs: 30_000,
 };
 
 /** The esbuild bundle a service runs from (see build.ts). */
@@ -373,6 +384,8 @@ function service(name: string, options: ServiceOptions): ComponentSpec {
         PORT: String(slot.port),
         SERVICE_INSTANCE_ID: `${name}-${slot.index + 1}`,
         LOG_LEVEL: 'info',
+        // Every instance registers itself; the gateway finds them through the registry.
+        ETCD_URL: infraUrls(ctx).etcd,
         ...options.env?.(ctx),
       },
       asServiceUser: false,
@@ -399,7 +412,7 @@ export const componentSpecs: readonly ComponentSpec[] = [
   redis,
   rabbitmq,
   etcd,
-  service('psp-sandbox', { port: 'psp-sandbox', dependsOn: [] }),
+  service('psp-sandbox', { port: 'psp-sandbox', dependsOn: ['etcd'] }),
 ];
 
 export function createContext(

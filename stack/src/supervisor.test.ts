@@ -19,7 +19,13 @@ const SERVER = `
     fs.writeFileSync(process.env.GRANDCHILD_FILE, String(grandchild.pid));
   }
   if (process.env.CRASH) { console.error('boom: configured to crash'); process.exit(3); }
-  http.createServer((req, res) => res.end(process.env.NAME)).listen(Number(process.env.PORT), '127.0.0.1');
+  let answered = 0;
+  http.createServer((req, res) => {
+    // WEDGE_AFTER=n: answer n requests, then hang like a wedged process (alive, never answering).
+    answered += 1;
+    if (process.env.WEDGE_AFTER && answered > Number(process.env.WEDGE_AFTER)) return;
+    res.end(process.env.NAME);
+  }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
 const dirs: string[] = [];
@@ -34,7 +40,12 @@ let nextPort = 41_000 + Math.floor(Math.random() * 2_000);
 
 function component(
   name: string,
-  options: { dependsOn?: string[]; env?: Record<string, string>; startTimeoutMs?: number } = {},
+  options: {
+    dependsOn?: string[];
+    env?: Record<string, string>;
+    startTimeoutMs?: number;
+    restartWhenUnhealthyForMs?: number;
+  } = {},
 ) {
   const basePort = nextPort++;
   const spec: ComponentSpec = {
@@ -56,6 +67,9 @@ function component(
     stopSignal: 'SIGTERM',
     stopTimeoutMs: 2_000,
     startTimeoutMs: options.startTimeoutMs ?? 4_000,
+    ...(options.restartWhenUnhealthyForMs === undefined
+      ? {}
+      : { restartWhenUnhealthyForMs: options.restartWhenUnhealthyForMs }),
   };
   return spec;
 }
@@ -145,6 +159,28 @@ describe('Supervisor', () => {
     });
     expect(after.restarts).toBe(1);
     expect(isAlive(before?.pid ?? 0)).toBe(false);
+  });
+
+  it('restarts a process that stays alive but fails its probe for too long', async () => {
+    const { supervisor } = supervise([
+      component('wedged', { env: { WEDGE_AFTER: '2' }, restartWhenUnhealthyForMs: 500 }),
+    ]);
+    await supervisor.up(undefined, () => undefined);
+    const first = supervisor.status()[0];
+    const restarted = await until(() => {
+      const now = supervisor.status()[0];
+      return now !== undefined && now.restarts > 0 && now.pid !== first?.pid ? now : undefined;
+    });
+    expect(restarted.lastExit ?? '').toMatch(/unhealthy for more than 0.5 s|signal SIGKILL/);
+    expect(isAlive(first?.pid ?? 0)).toBe(false);
+  });
+
+  it('leaves an unhealthy process alone when no liveness limit is set', async () => {
+    const { supervisor } = supervise([component('patient', { env: { WEDGE_AFTER: '2' } })]);
+    await supervisor.up(undefined, () => undefined);
+    await until(() => (supervisor.status()[0]?.state === 'unhealthy' ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(supervisor.status()[0]).toMatchObject({ state: 'unhealthy', restarts: 0 });
   });
 
   it('stops a whole process group: no grandchild outlives a stop', async () => {

@@ -56,6 +56,7 @@ class Instance {
   restartTimer: NodeJS.Timeout | undefined;
   probing = false;
   stopping = false;
+  unhealthySince: number | undefined;
   fingerprint: string | undefined;
   exited: Promise<void> = Promise.resolve();
 
@@ -298,6 +299,7 @@ export class Supervisor {
         this.options.ctx,
         instance.slot,
       )(AbortSignal.timeout(PROBE_TIMEOUT_MS));
+      instance.unhealthySince = undefined;
       if (instance.state === 'starting' || instance.state === 'unhealthy') {
         instance.state = 'ready';
         this.options.log?.('ready', {
@@ -309,13 +311,34 @@ export class Supervisor {
     } catch {
       if (instance.state === 'ready') {
         instance.state = 'unhealthy';
+        instance.unhealthySince = Date.now();
         this.options.log?.('unhealthy', {
           name: instance.spec.name,
           instance: instance.slot.index + 1,
         });
       }
+      this.restartIfWedged(instance);
       return false;
     }
+  }
+
+  /**
+   * A process that is up but has failed its probe for too long is wedged (seen: FerretDB after its
+   * PostgreSQL was killed): kill it, and the exit handler starts it again.
+   */
+  private restartIfWedged(instance: Instance): void {
+    const limit = instance.spec.restartWhenUnhealthyForMs;
+    const pid = instance.pid;
+    if (limit === undefined || instance.unhealthySince === undefined || pid === undefined) return;
+    if (Date.now() - instance.unhealthySince < limit) return;
+    instance.unhealthySince = undefined;
+    instance.lastExit = `restarted: unhealthy for more than ${limit / 1000} s`;
+    this.options.log?.('restart-unhealthy', {
+      name: instance.spec.name,
+      instance: instance.slot.index + 1,
+      pid,
+    });
+    signalGroup(pid, 'SIGKILL');
   }
 
   private async waitReady(instance: Instance): Promise<void> {
