@@ -4,12 +4,15 @@ import {
   port,
   positiveInt,
   serviceEnv,
+  url,
   type ConfigOf,
 } from '@bazaar/config';
 
 /** The environment of psp-sandbox: the common service variables plus its own. */
 export const configSchema = serviceEnv.extend({
   PORT: port().default(4004),
+  /** etcd of the local stack: when set, the instance registers there (see @bazaar/registry). */
+  ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
   /** How long a stored Idempotency-Key reply is replayed. */
   PSP_SANDBOX_IDEMPOTENCY_TTL_MS: durationMs().default(24 * 60 * 60 * 1000),
   /** How many Idempotency-Keys are kept at most; the oldest go first. */

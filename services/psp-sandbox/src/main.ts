@@ -1,6 +1,7 @@
 // Composition root: config → logger → telemetry → app → listen, drain on SIGTERM.
 import { createLogger } from '@bazaar/logging';
-import { runService } from '@bazaar/service-kit';
+import { registerService } from '@bazaar/registry';
+import { runService, type Closer } from '@bazaar/service-kit';
 import { startTelemetry } from '@bazaar/telemetry';
 import { buildApp } from './app';
 import { readConfig, type Config } from './config';
@@ -31,8 +32,21 @@ const telemetry = startTelemetry({
 });
 const app = buildApp({ config, logger, telemetry });
 
+// Filled once listening (registration needs the bound port); runService reads it at shutdown,
+// and closes the registry lease first (closers run in reverse).
+const closers: Closer[] = [];
 try {
-  await runService({ app, config, logger, telemetry });
+  const running = await runService({ app, config, logger, telemetry, onShutdown: closers });
+  closers.push(
+    ...(await registerService({
+      etcdUrl: config.ETCD_URL,
+      service,
+      instanceId: config.SERVICE_INSTANCE_ID,
+      host: config.HOST,
+      port: running.port,
+      logger,
+    })),
+  );
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');
   await telemetry.shutdown();
