@@ -16,6 +16,7 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
 export interface PoolOptions {
   readonly connectionString: string;
+  readonly logger: Logger;
   readonly max: number;
   /** `statement_timeout` of every query: no request waits on PostgreSQL for longer. */
   readonly statementTimeoutMs: number;
@@ -23,7 +24,7 @@ export interface PoolOptions {
 
 /** The service's connection pool; every query has a deadline, and connecting has one too. */
 export function createPool(options: PoolOptions): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max,
     connectionTimeoutMillis: 2_000,
@@ -32,6 +33,12 @@ export function createPool(options: PoolOptions): pg.Pool {
     query_timeout: options.statementTimeoutMs + 1_000,
     application_name: 'users',
   });
+  // An idle client whose connection dies (PostgreSQL restarted) emits here; without a listener the
+  // process would crash. The pool replaces the client on the next checkout.
+  pool.on('error', (error) => {
+    options.logger.warn({ err: error }, 'idle PostgreSQL connection lost');
+  });
+  return pool;
 }
 
 /**

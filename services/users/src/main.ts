@@ -36,6 +36,7 @@ const telemetry = startTelemetry({
 });
 const pool = createPool({
   connectionString: config.DATABASE_URL,
+  logger,
   max: config.DATABASE_POOL_SIZE,
   statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
 });

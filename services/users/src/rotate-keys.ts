@@ -10,6 +10,7 @@ const config = readConfig();
 const logger = createLogger({ service: 'users', level: config.LOG_LEVEL });
 const pool = createPool({
   connectionString: config.DATABASE_URL,
+  logger,
   max: 1,
   statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
 });

@@ -90,6 +90,7 @@ export async function startUsers(
   const telemetry = startTelemetry({ serviceName: 'users' });
   const pool = createPool({
     connectionString: config.DATABASE_URL,
+    logger,
     max: config.DATABASE_POOL_SIZE,
     statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
   });
@@ -108,9 +109,17 @@ export async function startUsers(
     ...(options.now === undefined ? {} : { now: options.now }),
     userRepository: options.wrapRepository?.(repository) ?? repository,
   });
-  await migrate(pool, logger);
-  await service.start();
-  await service.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    await migrate(pool, logger);
+    await service.start();
+    await service.app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (error) {
+    await service.app.close();
+    service.stop();
+    redis.disconnect();
+    await pool.end();
+    throw error;
+  }
   const address = service.app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   return {

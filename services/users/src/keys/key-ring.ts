@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@bazaar/logging';
 import {
   importJWK,
@@ -71,8 +72,9 @@ interface ActiveKey {
   readonly privateKey: Key;
 }
 
-// An unknown kid triggers a reload at most this often, so forged kids cannot hammer PostgreSQL.
-const UNKNOWN_KID_RELOAD_INTERVAL_MS = 5_000;
+// Unknown kids trigger reloads at most this often, so forged kids cannot hammer PostgreSQL; a token
+// arriving sooner waits for the next reload instead of being refused.
+const UNKNOWN_KID_RELOAD_INTERVAL_MS = 1_000;
 
 export class UnknownSigningKeyError extends Error {
   override readonly name = 'UnknownSigningKeyError';
@@ -87,7 +89,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   let published = new Map<string, PublishedKey>();
   let active: ActiveKey | undefined;
   let reloading: Promise<void> | undefined;
-  let lastReloadAt = 0;
+  let forcedReload: Promise<void> | undefined;
+  let lastForcedReloadAt = 0;
   let timer: NodeJS.Timeout | undefined;
 
   async function sealedNewKey(): Promise<NewKey> {
@@ -128,7 +131,6 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       privateKey: (await importJWK(privateJwk, activeRow.algorithm)) as Key,
     };
     published = next;
-    lastReloadAt = Date.now();
   }
 
   function reload(): Promise<void> {
@@ -136,6 +138,19 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       reloading = undefined;
     });
     return reloading;
+  }
+
+  /** A reload for a token naming an unknown kid: shared by concurrent callers, rate-limited. */
+  function reloadForUnknownKid(): Promise<void> {
+    forcedReload ??= (async () => {
+      const waitMs = lastForcedReloadAt + UNKNOWN_KID_RELOAD_INTERVAL_MS - Date.now();
+      if (waitMs > 0) await sleep(waitMs);
+      lastForcedReloadAt = Date.now();
+      await reload();
+    })().finally(() => {
+      forcedReload = undefined;
+    });
+    return forcedReload;
   }
 
   function isPublishedNow(key: PublishedKey): boolean {
@@ -178,8 +193,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       const { kid } = header;
       if (typeof kid !== 'string') throw new UnknownSigningKeyError('the token has no kid');
       let key = published.get(kid);
-      if (key === undefined && Date.now() - lastReloadAt >= UNKNOWN_KID_RELOAD_INTERVAL_MS) {
-        await reload();
+      if (key === undefined) {
+        await reloadForUnknownKid();
         key = published.get(kid);
       }
       if (key === undefined || !isPublishedNow(key)) {
