@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { AnyBulkWriteOperation, Collection, Document, Filter } from 'mongodb';
+import type { Collection, Document, Filter } from 'mongodb';
 import type { Logger } from '@bazaar/logging';
 import { injectContext } from '@bazaar/telemetry';
 import { reconnectDelayMs } from './broker-connection';
@@ -20,17 +20,17 @@ export interface MongoOutboxEntry {
   readonly createdAt: Date;
 }
 
-/** Who holds a document's outbox for publishing, until when. */
+/** A relay's claim on one document's outbox, kept in the lease collection (`_id` = the document's). */
 export interface MongoOutboxLease {
+  readonly _id: unknown;
   readonly owner: string;
   readonly token: string;
   readonly until: Date;
 }
 
-/** The fields the relay reads and writes on an aggregate document. */
+/** The field the relay reads and trims on an aggregate document. */
 export interface MongoOutboxFields {
   outbox?: MongoOutboxEntry[];
-  outboxLease?: MongoOutboxLease;
 }
 
 /**
@@ -82,6 +82,8 @@ export async function ensureOutboxIndex(collection: Collection<Document>): Promi
 export interface MongoOutboxRelayOptions {
   /** The aggregate collection whose documents embed an `outbox` array. */
   readonly collection: Collection<Document>;
+  /** Where claims are kept. Default: `<collection>_outbox_leases` in the same database. */
+  readonly leaseCollection?: Collection<Document>;
   readonly bus: Pick<EventBus, 'publishBatch'>;
   readonly logger: Logger;
   /** Names this relay in leases. Default `<hostname>:<pid>:<random>`. */
@@ -111,32 +113,34 @@ function byId(id: unknown, extra: Record<string, unknown> = {}): Filter<Document
   return { _id: id, ...extra } as Filter<Document>;
 }
 
-function updateOne(
-  filter: Filter<Document>,
-  update: Record<string, unknown>,
-): AnyBulkWriteOperation {
-  return { updateOne: { filter, update } };
-}
-
 interface OutboxDocument extends MongoOutboxFields {
   _id: unknown;
 }
 
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
+}
+
 /**
  * Publishes the events embedded in aggregate documents and removes exactly those it published. Each
- * round: find documents with pending entries and no live lease; claim them with one conditional
- * `updateMany` that sets a lease with a fresh token; read back the documents holding that token; publish
- * all their entries as one batch and await the confirms; then `$pullAll` the confirmed entries and drop
- * the lease, conditionally on still holding it. Entries written meanwhile stay. Several relays may run:
- * a lease keeps a document's entries with one relay at a time, and an expired lease (a dead relay) is
- * taken over. Delivery is at least once.
+ * round: find documents with pending entries that no live lease covers; claim each by inserting a lease
+ * `{ _id: <document id>, owner, token, until }` into the lease collection (the unique `_id` makes a claim
+ * atomic — one relay wins); read the claimed documents; publish all their entries as one batch and await
+ * the confirms; `$pullAll` the confirmed entries (exact values, so entries written meanwhile stay); drop
+ * the leases. A dead relay's leases expire after `leaseMs` and are taken over. Delivery is at least once.
+ *
+ * Leases live outside the aggregate so the relay writes an aggregate document once per round: FerretDB
+ * 1.24 does not make single-document updates atomic under concurrency (see the README), and every relay
+ * write to a document is a chance to collide with a business write to it.
  *
  * FerretDB 1.24 note: `$pull` with a condition (`{ eventId: { $in: ids } }`) is accepted but removes
  * nothing, so the relay uses `$pullAll` with the exact entries it read.
  */
 export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOutboxRelay {
-  const { collection } = options;
-  const { bus, logger } = options;
+  const { collection, bus, logger } = options;
+  const leases =
+    options.leaseCollection ??
+    collection.db.collection(`${collection.collectionName}_outbox_leases`);
   const owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const batchSize = options.batchSize ?? 100;
   const leaseMs = options.leaseMs ?? 30_000;
@@ -145,70 +149,79 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   const wakeup = new Wakeup();
   let publishedCount = 0;
 
-  async function relayRound(): Promise<{ claimed: number; failed: number }> {
-    const now = new Date();
-    const isFree: Filter<Document> = {
-      $or: [{ outboxLease: { $exists: false } }, { 'outboxLease.until': { $lt: now } }],
-    };
+  /** Claims documents by inserting their leases; returns the ids this relay now holds. */
+  async function claim(now: Date, token: string): Promise<unknown[]> {
+    await leases.deleteMany({ until: { $lt: now } });
+    const held = await leases.find({}, { projection: { _id: 1 } }).toArray();
     const candidates = await collection
       .find(
-        { 'outbox.eventId': { $exists: true }, ...isFree },
+        { 'outbox.eventId': { $exists: true }, ...byId({ $nin: held.map((lease) => lease._id) }) },
         { projection: { _id: 1 }, limit: batchSize },
       )
       .toArray();
-    if (candidates.length === 0) return { claimed: 0, failed: 0 };
+    const until = new Date(now.getTime() + leaseMs);
+    const claims = await Promise.allSettled(
+      candidates.map((doc) => leases.insertOne({ _id: doc._id, owner, token, until })),
+    );
+    const unexpected = claims.find(
+      (claim): claim is PromiseRejectedResult =>
+        claim.status === 'rejected' && !isDuplicateKey(claim.reason),
+    );
+    if (unexpected !== undefined) {
+      await leases.deleteMany({ token });
+      throw unexpected.reason;
+    }
+    return candidates
+      .filter((_, index) => claims[index]?.status === 'fulfilled')
+      .map((doc) => doc._id);
+  }
+
+  async function relayRound(): Promise<{ claimed: number; failed: number }> {
     const token = randomUUID();
-    const lease: MongoOutboxLease = { owner, token, until: new Date(now.getTime() + leaseMs) };
-    await collection.updateMany(
-      { ...byId({ $in: candidates.map((doc) => doc._id) }), ...isFree },
-      { $set: { outboxLease: lease } },
-    );
-    const claimed = (await collection
-      .find({ 'outboxLease.token': token }, { projection: { outbox: 1 } })
-      .toArray()) as OutboxDocument[];
-    const pending = claimed.flatMap((doc) =>
-      (doc.outbox ?? []).map((entry) => ({ id: doc._id, entry })),
-    );
-    const results =
-      pending.length === 0
-        ? []
-        : await bus.publishBatch(
-            pending.map(({ entry }) => ({ event: entry.payload, headers: entry.headers })),
-            options.publishTimeoutMs === undefined ? {} : { timeoutMs: options.publishTimeoutMs },
-          );
-    const published = new Map<unknown, MongoOutboxEntry[]>(claimed.map((doc) => [doc._id, []]));
-    let firstFailure: unknown;
-    pending.forEach(({ id, entry }, index) => {
-      const result = results[index];
-      if (result?.status === 'fulfilled') published.get(id)?.push(entry);
-      else firstFailure ??= result?.reason;
-    });
-    const releases = [...published].map(([id, entries]) =>
-      updateOne(
-        byId(id, { 'outboxLease.token': token }),
-        entries.length === 0
-          ? { $unset: { outboxLease: '' } }
-          : { $pullAll: { outbox: entries }, $unset: { outboxLease: '' } },
-      ),
-    );
-    const released = await collection.bulkWrite(releases, { ordered: false });
-    if (released.matchedCount < releases.length) {
-      // A lease expired mid-round and another relay took the document: still remove what was published
-      // here (it may publish some again: at least once), but leave its lease alone.
-      const removals = [...published]
-        .filter(([, entries]) => entries.length > 0)
-        .map(([id, entries]) => updateOne(byId(id), { $pullAll: { outbox: entries } }));
-      if (removals.length > 0) await collection.bulkWrite(removals, { ordered: false });
-    }
-    const failed = pending.length - results.filter((r) => r.status === 'fulfilled').length;
-    publishedCount += pending.length - failed;
-    if (failed > 0) {
-      logger.warn(
-        { err: firstFailure, collection: collection.collectionName, failed },
-        'outbox events not published; they stay in their documents',
+    const ids = await claim(new Date(), token);
+    if (ids.length === 0) return { claimed: 0, failed: 0 };
+    try {
+      const claimed = (await collection
+        .find(byId({ $in: ids }), { projection: { outbox: 1 } })
+        .toArray()) as OutboxDocument[];
+      const pending = claimed.flatMap((doc) =>
+        (doc.outbox ?? []).map((entry) => ({ id: doc._id, entry })),
       );
+      const results =
+        pending.length === 0
+          ? []
+          : await bus.publishBatch(
+              pending.map(({ entry }) => ({ event: entry.payload, headers: entry.headers })),
+              options.publishTimeoutMs === undefined ? {} : { timeoutMs: options.publishTimeoutMs },
+            );
+      const published = new Map<unknown, MongoOutboxEntry[]>();
+      let firstFailure: unknown;
+      pending.forEach(({ id, entry }, index) => {
+        if (results[index]?.status === 'fulfilled') {
+          published.set(id, [...(published.get(id) ?? []), entry]);
+        } else {
+          firstFailure ??= results[index]?.reason;
+        }
+      });
+      // One update per document, one at a time: FerretDB 1.24 deadlocks when two multi-statement
+      // update commands (bulkWrite) run at once.
+      for (const [id, entries] of published) {
+        const removal: Document = { $pullAll: { outbox: entries } };
+        await collection.updateOne(byId(id), removal);
+      }
+      const confirmed = [...published.values()].reduce((sum, entries) => sum + entries.length, 0);
+      publishedCount += confirmed;
+      const failed = pending.length - confirmed;
+      if (failed > 0) {
+        logger.warn(
+          { err: firstFailure, collection: collection.collectionName, failed },
+          'outbox events not published; they stay in their documents',
+        );
+      }
+      return { claimed: ids.length, failed };
+    } finally {
+      await leases.deleteMany({ token });
     }
-    return { claimed: claimed.length, failed };
   }
 
   async function work(): Promise<void> {

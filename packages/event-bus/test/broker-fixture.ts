@@ -100,3 +100,28 @@ export class Received<E extends BusEvent = TestEvent> {
     return this.events.map((event) => event.id);
   }
 }
+
+/**
+ * Resolves once a queue has had no ready messages for two reads in a row, i.e. its consumer took
+ * everything that had been published (and, with a handler that resolves at once, settled it).
+ */
+export async function waitUntilDrained(
+  url: string,
+  queue: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const model = await connect(url);
+  try {
+    const channel = await model.createChannel();
+    const deadline = Date.now() + timeoutMs;
+    let emptyReads = 0;
+    while (emptyReads < 2) {
+      if (Date.now() > deadline) throw new Error(`${queue} did not drain within ${timeoutMs} ms`);
+      const { messageCount } = await channel.checkQueue(queue);
+      emptyReads = messageCount === 0 ? emptyReads + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await model.close();
+  }
+}
