@@ -66,7 +66,7 @@ export function createProfileCache(options: ProfileCacheOptions): ProfileCache {
   const { redis, keyPrefix, ttlMs, lockMs, logger, pollIntervalMs = 20 } = options;
   const lookups = options.meter.createCounter('users.profile_cache.lookups', {
     description:
-      'Profile reads by cache outcome: hit, miss (filled from PostgreSQL), bypass (Redis failed)',
+      'Profile lookups by outcome: hit; miss (not cached); bypass (PostgreSQL read without the cache, Redis unusable)',
   });
   const inflight = new Map<string, Promise<Profile | undefined>>();
   // Invalidations Redis did not take; retried when it is back. Until then this instance does not
@@ -91,45 +91,76 @@ export function createProfileCache(options: ProfileCacheOptions): ProfileCache {
   // ±10 % so profiles cached together do not all expire together.
   const jitteredTtl = () => Math.round(ttlMs * (0.9 + Math.random() * 0.2));
 
+  // Whether Redis can be used at all; a failure while it is "ready" may be a congested event loop
+  // (the reply arrived, but after the command deadline) rather than a Redis outage.
+  const isRedisUsable = () => redis.status === 'ready';
+
+  async function fill(
+    id: string,
+    token: string,
+    load: (id: string) => Promise<Profile | undefined>,
+  ): Promise<Profile | undefined> {
+    try {
+      // Double-checked: another refill may have finished between our miss and our lock.
+      const cached = await attempt(() => redis.get(profileKey(id)));
+      if (cached.ok && cached.value !== null) return parse(cached.value);
+      const profile = await load(id);
+      if (profile !== undefined) {
+        await attempt(() =>
+          redis.eval(
+            SET_IF_FRESH,
+            2,
+            profileKey(id),
+            floorKey(id),
+            JSON.stringify(profile),
+            profile.version,
+            jitteredTtl(),
+          ),
+        );
+      }
+      return profile;
+    } finally {
+      await attempt(() => redis.eval(RELEASE_LOCK, 1, lockKey(id), token));
+    }
+  }
+
+  /**
+   * After a miss: take the refill lock and load, or wait for the instance that holds it. When a
+   * holder finishes without filling (it failed, or the user does not exist), the waiters compete
+   * for the lock again, so PostgreSQL still sees one query at a time. Only an unusable Redis, or
+   * waiting longer than a few lock periods, sends a reader to PostgreSQL on its own.
+   */
   async function refill(
     id: string,
     load: (id: string) => Promise<Profile | undefined>,
+    failuresSoFar: number,
   ): Promise<Profile | undefined> {
     const token = randomUUID();
-    const lock = await attempt(() => redis.set(lockKey(id), token, 'PX', lockMs, 'NX'));
-    if (!lock.ok) return load(id);
-    if (lock.value === 'OK') {
-      try {
-        const profile = await load(id);
-        if (profile !== undefined) {
-          await attempt(() =>
-            redis.eval(
-              SET_IF_FRESH,
-              2,
-              profileKey(id),
-              floorKey(id),
-              JSON.stringify(profile),
-              profile.version,
-              jitteredTtl(),
-            ),
-          );
+    const deadline = Date.now() + lockMs * 3;
+    let failures = failuresSoFar;
+    // Two failed calls in a row: Redis is stalled, not merely slow to be read; stop paying deadlines.
+    const isGivingUp = () => !isRedisUsable() || failures >= 2 || Date.now() >= deadline;
+    while (!isGivingUp()) {
+      const lock = await attempt(() => redis.set(lockKey(id), token, 'PX', lockMs, 'NX'));
+      if (!lock.ok) {
+        failures += 1;
+        continue;
+      }
+      if (lock.value === 'OK') return fill(id, token, load);
+      // Another instance is refilling: wait for its result rather than querying too.
+      while (!isGivingUp()) {
+        await sleep(pollIntervalMs);
+        const state = await attempt(() => redis.mget(profileKey(id), lockKey(id)));
+        if (!state.ok) {
+          failures += 1;
+          continue;
         }
-        return profile;
-      } finally {
-        await attempt(() => redis.eval(RELEASE_LOCK, 1, lockKey(id), token));
+        const [cached, holder] = state.value;
+        if (cached != null) return parse(cached);
+        if (holder == null) break;
       }
     }
-    // Another instance is refilling: wait for its result rather than querying too.
-    const deadline = Date.now() + lockMs;
-    while (Date.now() < deadline) {
-      await sleep(pollIntervalMs);
-      const state = await attempt(() => redis.mget(profileKey(id), lockKey(id)));
-      if (!state.ok) break;
-      const [cached, holder] = state.value;
-      if (cached != null) return parse(cached);
-      // The refill ended without caching (no such user, or a newer version appeared).
-      if (holder == null) break;
-    }
+    lookups.add(1, { result: 'bypass' });
     return load(id);
   }
 
@@ -137,21 +168,17 @@ export function createProfileCache(options: ProfileCacheOptions): ProfileCache {
     id: string,
     load: (id: string) => Promise<Profile | undefined>,
   ): Promise<Profile | undefined> {
-    if (pendingInvalidations.has(id)) {
+    if (pendingInvalidations.has(id) || !isRedisUsable()) {
       lookups.add(1, { result: 'bypass' });
       return load(id);
     }
     const cached = await attempt(() => redis.get(profileKey(id)));
-    if (!cached.ok) {
-      lookups.add(1, { result: 'bypass' });
-      return load(id);
-    }
-    if (cached.value !== null) {
+    if (cached.ok && cached.value !== null) {
       lookups.add(1, { result: 'hit' });
       return parse(cached.value);
     }
     lookups.add(1, { result: 'miss' });
-    return refill(id, load);
+    return refill(id, load, cached.ok ? 0 : 1);
   }
 
   async function sendInvalidation(id: string, version: number): Promise<boolean> {
@@ -161,13 +188,27 @@ export function createProfileCache(options: ProfileCacheOptions): ProfileCache {
     return sent.ok;
   }
 
-  redis.on('ready', () => {
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  /** Sends the invalidations Redis missed; keeps retrying every second until all are through. */
+  function retryPendingInvalidations(): void {
+    clearTimeout(retryTimer);
+    retryTimer = undefined;
     for (const [id, version] of pendingInvalidations) {
       void sendInvalidation(id, version).then((isSent) => {
         if (isSent && pendingInvalidations.get(id) === version) pendingInvalidations.delete(id);
+        scheduleRetry();
       });
     }
-  });
+  }
+
+  function scheduleRetry(): void {
+    if (pendingInvalidations.size === 0 || retryTimer !== undefined) return;
+    retryTimer = setTimeout(retryPendingInvalidations, 1_000);
+    retryTimer.unref();
+  }
+
+  redis.on('ready', retryPendingInvalidations);
 
   return {
     read(id, load) {
@@ -186,6 +227,7 @@ export function createProfileCache(options: ProfileCacheOptions): ProfileCache {
         return;
       }
       pendingInvalidations.set(id, Math.max(version, pendingInvalidations.get(id) ?? 0));
+      scheduleRetry();
       logger.warn({ userId: id }, 'profile cache: invalidation deferred until redis is back');
     },
   };
