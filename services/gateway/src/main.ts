@@ -1,0 +1,95 @@
+// Composition root: config → logger → telemetry → discovery + redis → gateway → listen → drain.
+import path from 'node:path';
+import { createLogger } from '@bazaar/logging';
+import { createDnsDiscovery, createEtcdRegistry, registerService } from '@bazaar/registry';
+import { runService, type Closer } from '@bazaar/service-kit';
+import { startTelemetry } from '@bazaar/telemetry';
+import { Redis } from 'ioredis';
+import { buildGateway } from './app';
+import { declarativeVars, readConfig, type Config } from './config';
+import { loadDeclarative } from './declarative';
+
+const service = 'gateway';
+
+let config: Config;
+try {
+  config = readConfig();
+} catch (error) {
+  createLogger({ service }).fatal({ err: error }, 'invalid configuration');
+  process.exit(1);
+}
+
+const logger = createLogger({
+  service,
+  level: config.LOG_LEVEL,
+  ...(config.SERVICE_INSTANCE_ID === undefined ? {} : { instanceId: config.SERVICE_INSTANCE_ID }),
+});
+const telemetry = startTelemetry({
+  serviceName: service,
+  ...(config.SERVICE_INSTANCE_ID === undefined
+    ? {}
+    : { serviceInstanceId: config.SERVICE_INSTANCE_ID }),
+  ...(config.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
+    ? {}
+    : { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }),
+});
+
+const closers: Closer[] = [];
+try {
+  const declarative = loadDeclarative(
+    path.resolve(config.GATEWAY_CONFIG_FILE),
+    declarativeVars(config),
+  );
+  const discovery =
+    config.ETCD_URL === undefined
+      ? createDnsDiscovery({
+          portOf: () => config.GATEWAY_DNS_PORT,
+          onError: (error, name) => logger.warn({ err: error, service: name }, 'DNS lookup failed'),
+        })
+      : createEtcdRegistry({ url: config.ETCD_URL, logger });
+  closers.push({ name: 'discovery', close: () => discovery.close() });
+  const redis =
+    config.REDIS_URL === undefined
+      ? undefined
+      : new Redis(config.REDIS_URL, {
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+          commandTimeout: 500,
+        });
+  if (redis !== undefined) {
+    redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
+    closers.push({ name: 'redis', close: () => void redis.disconnect() });
+  }
+  const gateway = await buildGateway({
+    config: { ...config, GATEWAY_CONTRACTS_DIR: path.resolve(config.GATEWAY_CONTRACTS_DIR) },
+    logger,
+    telemetry,
+    declarative,
+    discovery,
+    redis,
+  });
+  closers.push({ name: 'upstreams', close: () => gateway.close() });
+  const running = await runService({
+    app: gateway.app,
+    config,
+    logger,
+    telemetry,
+    onShutdown: closers,
+  });
+  closers.push(
+    ...(await registerService({
+      etcdUrl: config.ETCD_URL,
+      service,
+      instanceId: config.SERVICE_INSTANCE_ID,
+      host: config.HOST,
+      port: running.port,
+      logger,
+    })),
+  );
+} catch (error) {
+  logger.fatal({ err: error }, 'could not start');
+  for (const closer of [...closers].reverse())
+    await Promise.resolve(closer.close()).catch(() => undefined);
+  await telemetry.shutdown();
+  process.exit(1);
+}

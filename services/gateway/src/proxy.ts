@@ -1,0 +1,253 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { AppError } from '@bazaar/errors';
+import { injectContext } from '@bazaar/telemetry';
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Histogram,
+  type Tracer,
+} from '@opentelemetry/api';
+import type { Agent } from 'undici';
+import { type Dispatcher } from 'undici';
+import type { HttpMethod } from './declarative';
+import type { Target, Upstream } from './upstream';
+
+/** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus what we set ourselves. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'traceparent',
+  'tracestate',
+]);
+
+/**
+ * Identity headers the gateway sets after verifying a token. Anything a client sends under these
+ * names is dropped, so a service can trust them — alongside the token, which it verifies again.
+ */
+export const IDENTITY_HEADERS = [
+  'x-consumer-id',
+  'x-consumer-username',
+  'x-authenticated-userid',
+] as const;
+
+const idempotentMethods = new Set<string>(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+// Errors raised before a request could reach the upstream: safe to retry for any method.
+const notSentCodes = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+const failedStatuses = new Set([502, 503, 504]);
+
+export interface ProxyRequest {
+  readonly routeName: string;
+  readonly serviceName: string;
+  readonly method: HttpMethod;
+  /** Upstream path with the query string. */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer | undefined;
+  readonly clientIp: string;
+  readonly protocol: string;
+  readonly requestId: string;
+  readonly identityHeaders: Readonly<Record<string, string>>;
+  /** Deadline of the whole exchange, retries included. */
+  readonly timeoutMs: number;
+  readonly retries: number;
+  /** Aborted when the client goes away. */
+  readonly clientSignal: AbortSignal;
+}
+
+export interface ProxyResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+export interface ProxyDeps {
+  readonly upstream: Upstream;
+  readonly agent: Agent;
+  readonly tracer: Tracer;
+  readonly attempts: Histogram;
+}
+
+function outgoingHeaders(request: ProxyRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const dropped = new Set<string>([...hopByHop, ...IDENTITY_HEADERS]);
+  const connection = request.headers.connection;
+  if (typeof connection === 'string') {
+    for (const name of connection.split(',')) dropped.add(name.trim().toLowerCase());
+  }
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || dropped.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const forwardedFor = request.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] =
+    typeof forwardedFor === 'string' ? `${forwardedFor}, ${request.clientIp}` : request.clientIp;
+  headers['x-forwarded-proto'] = request.protocol;
+  if (typeof request.headers.host === 'string') headers['x-forwarded-host'] = request.headers.host;
+  headers['x-request-id'] = request.requestId;
+  Object.assign(headers, request.identityHeaders);
+  return headers;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const result: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || (hopByHop.has(name) && name !== 'content-length')) continue;
+    result[name] = value;
+  }
+  return result;
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Sends a request to one instance after another until one answers: a refused connection is retried
+ * for any method (nothing was sent), a reset connection or a 502/503/504 only for idempotent
+ * methods, each time on an instance not tried yet, within one deadline for the whole exchange.
+ * Every attempt feeds passive health; the exchange's outcome feeds the circuit breaker.
+ */
+export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Promise<ProxyResponse> {
+  const { upstream } = deps;
+  const admission = upstream.admit();
+  if (!admission.allowed) {
+    throw new AppError('CIRCUIT_OPEN', `${request.serviceName} is failing; retry later.`, {
+      retryAfterSeconds: admission.retryAfterSeconds,
+    });
+  }
+  const deadline = AbortSignal.timeout(request.timeoutMs);
+  const signal = AbortSignal.any([deadline, request.clientSignal]);
+  const tried = new Set<string>();
+  const isIdempotent = idempotentMethods.has(request.method);
+  const headers = outgoingHeaders(request);
+  let lastError: unknown;
+  let exchangeOk = false;
+  try {
+    for (let attempt = 0; attempt <= request.retries; attempt++) {
+      const target = upstream.pick(tried);
+      if (target === undefined) break;
+      tried.add(target.id);
+      const outcome = await attemptOnce(deps, request, target, headers, signal);
+      if (outcome.kind === 'response') {
+        const isFailure = failedStatuses.has(outcome.response.statusCode);
+        const canRetry = isFailure && isIdempotent && attempt < request.retries;
+        if (!canRetry) {
+          exchangeOk = !isFailure;
+          return outcome.response;
+        }
+        await outcome.response.body.dump().catch(() => undefined);
+        lastError = new Error(`upstream answered ${outcome.response.statusCode}`);
+        continue;
+      }
+      lastError = outcome.error;
+      if (deadline.aborted) {
+        throw new AppError(
+          'UPSTREAM_TIMEOUT',
+          `${request.serviceName} did not answer within ${request.timeoutMs} ms.`,
+          { cause: outcome.error },
+        );
+      }
+      if (request.clientSignal.aborted) throw outcome.error;
+      const code = errorCode(outcome.error);
+      if (!(code !== undefined && notSentCodes.has(code)) && !isIdempotent) break;
+    }
+    if (tried.size === 0) {
+      throw new AppError(
+        'SERVICE_UNAVAILABLE',
+        `No instance of ${request.serviceName} is available.`,
+      );
+    }
+    throw new AppError('UPSTREAM_FAILED', `${request.serviceName} could not be reached.`, {
+      cause: lastError,
+    });
+  } finally {
+    upstream.recordExchange(exchangeOk, admission.isTrial);
+  }
+}
+
+type Attempt =
+  | { readonly kind: 'response'; readonly response: ProxyResponse }
+  | { readonly kind: 'error'; readonly error: unknown };
+
+async function attemptOnce(
+  deps: ProxyDeps,
+  request: ProxyRequest,
+  target: Target,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<Attempt> {
+  const started = performance.now();
+  const span = deps.tracer.startSpan(
+    request.method,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'http.request.method': request.method,
+        'server.address': target.address,
+        'url.full': `${target.address}${request.path.split('?')[0] ?? ''}`,
+        'bazaar.gateway.route': request.routeName,
+        'bazaar.gateway.instance': target.id,
+      },
+    },
+    context.active(),
+  );
+  const attemptHeaders = { ...headers };
+  injectContext(attemptHeaders, trace.setSpan(context.active(), span));
+  target.outstanding += 1;
+  const record = (status: string) =>
+    deps.attempts.record((performance.now() - started) / 1000, {
+      'bazaar.gateway.route': request.routeName,
+      'bazaar.gateway.service': request.serviceName,
+      'http.response.status_code': status,
+    });
+  try {
+    const response = await deps.agent.request({
+      origin: target.address,
+      path: request.path,
+      method: request.method,
+      headers: attemptHeaders,
+      body: request.body ?? null,
+      signal,
+    });
+    const isFailure = failedStatuses.has(response.statusCode);
+    deps.upstream.recordAttempt(target, !isFailure);
+    span.setAttribute('http.response.status_code', response.statusCode);
+    if (response.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    record(String(response.statusCode));
+    return {
+      kind: 'response',
+      response: {
+        statusCode: response.statusCode,
+        headers: responseHeaders(response.headers),
+        body: response.body,
+      },
+    };
+  } catch (error) {
+    // A client that went away says nothing about the instance.
+    if (!request.clientSignal.aborted) deps.upstream.recordAttempt(target, false);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    span.setAttribute('error.type', errorCode(error) ?? 'error');
+    record(signal.aborted ? 'timeout' : 'error');
+    return { kind: 'error', error };
+  } finally {
+    target.outstanding -= 1;
+    span.end();
+  }
+}
