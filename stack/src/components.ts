@@ -413,6 +413,14 @@ export const componentSpecs: readonly ComponentSpec[] = [
   rabbitmq,
   etcd,
   service('psp-sandbox', { port: 'psp-sandbox', dependsOn: ['etcd'] }),
+  service('gateway', {
+    port: 'gateway',
+    dependsOn: ['etcd', 'redis'],
+    env: (ctx) => ({
+      REDIS_URL: infraUrls(ctx).redis,
+      GATEWAY_JWKS_URL: `http://127.0.0.1:${ctx.port('users')}/.well-known/jwks.json`,
+    }),
+  }),
 ];
 
 export function createContext(
