@@ -6,6 +6,7 @@ import type { Attachment, BrokerConnection } from './broker-connection';
 import { isDeadlineError, sleep, withDeadline } from './deadline';
 import {
   describeIssues,
+  envelopeTraceHeaders,
   eventIssues,
   type BusEvent,
   type EventMap,
@@ -266,7 +267,12 @@ export class GroupConsumer implements Attachment, Consumer {
     headers: MessagePropertyHeaders | undefined,
   ): Promise<unknown> {
     const { group, queues, metrics } = this.#settings;
-    const parent = extractContext(textHeaders(headers));
+    const carrier = textHeaders(headers);
+    const parent = extractContext(
+      carrier['traceparent'] === undefined
+        ? { ...carrier, ...envelopeTraceHeaders(event) }
+        : carrier,
+    );
     const span = trace.getTracer('@bazaar/event-bus').startSpan(
       `process ${event.type}`,
       {

@@ -4,7 +4,7 @@ import type { Logger } from '@bazaar/logging';
 import { BrokerConnection } from './broker-connection';
 import { GroupConsumer, type Consumer, type EventHandlers } from './consumer';
 import { withDeadline } from './deadline';
-import type { BusEvent, EventMap, EventValidator } from './event';
+import { defaultValidator, type BusEvent, type EventMap, type EventValidator } from './event';
 import { createBusMetrics } from './metrics';
 import { Publisher, type OutgoingMessage } from './publisher';
 import { assertRetryPolicy, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
@@ -16,11 +16,11 @@ export interface EventBusOptions {
   readonly url: string;
   readonly logger: Logger;
   /**
-   * Checks every event against its schema before it is published and after it is received
-   * (`validateEvent` of `@bazaar/contracts`). The envelope's `id`, `type` and `specversion` are checked
-   * by the bus in any case.
+   * Checks every event against its schema before it is published and after it is received. Default:
+   * `validateEvent` of `@bazaar/contracts`. The envelope's `id`, `type` and `specversion` are checked by
+   * the bus in any case.
    */
-  readonly validate: EventValidator;
+  readonly validate?: EventValidator;
   /** Names the connections in the broker (`<name>.publish`, `<name>.consume`); the service name. */
   readonly name?: string;
   /** The topic exchange. Default `bazaar.events`. */
@@ -104,7 +104,7 @@ export interface EventBus {
  *
  * @example
  * ```ts
- * const bus = createEventBus({ url: config.RABBITMQ_URL, logger, validate: validateEvent, name: 'payments' });
+ * const bus = createEventBus({ url: config.RABBITMQ_URL, logger, name: 'payments' });
  * await bus.consume({
  *   group: 'payments.order-placed',
  *   handlers: { 'order.placed.v1': (event) => handleOnce(pool, 'payments.order-placed', event.id, (tx) => authorize(tx, event)).then(() => undefined) },
@@ -117,6 +117,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const operationTimeoutMs = options.operationTimeoutMs ?? 5000;
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
   const metrics = createBusMetrics();
+  const validate = options.validate ?? defaultValidator;
   const connectionOptions = (role: string) => ({
     url: options.url,
     logger: options.logger,
@@ -132,7 +133,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const publisher = new Publisher({
     connection: publishing,
     exchange,
-    validate: options.validate,
+    validate,
     metrics,
     logger: options.logger,
   });
@@ -178,7 +179,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         operationTimeoutMs,
         exchange,
         connection: consuming,
-        validate: options.validate,
+        validate,
         metrics,
         logger: options.logger,
       });

@@ -1,3 +1,4 @@
+import { validateEvent } from '@bazaar/contracts';
 import { AppError } from '@bazaar/errors';
 
 /**
@@ -28,10 +29,28 @@ export type ValidationResult =
   { readonly ok: true } | { readonly ok: false; readonly errors: readonly EventIssue[] };
 
 /**
- * Checks an event against its schema. The bus calls it before publishing and after receiving;
- * `@bazaar/contracts`' `validateEvent` is the one services pass.
+ * Checks an event against its schema. The bus calls it before publishing and after receiving.
+ * The default everywhere is {@link defaultValidator}: the contracts of `contracts/events`.
  */
 export type EventValidator = (event: unknown) => ValidationResult;
+
+/** `@bazaar/contracts`' `validateEvent`: the CloudEvents envelope and the `data` schema of each type. */
+export const defaultValidator: EventValidator = validateEvent;
+
+/**
+ * The W3C trace context an event carries in its envelope (the CloudEvents distributed tracing
+ * extension, `traceparent`/`tracestate`), as headers; empty when it has none.
+ */
+export function envelopeTraceHeaders(event: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (typeof event !== 'object' || event === null) return headers;
+  const { traceparent, tracestate } = event as { traceparent?: unknown; tracestate?: unknown };
+  if (typeof traceparent === 'string') {
+    headers['traceparent'] = traceparent;
+    if (typeof tracestate === 'string') headers['tracestate'] = tracestate;
+  }
+  return headers;
+}
 
 /** A map from event type to the event's TypeScript type, e.g. the contracts package's `EventTypes`. */
 export type EventMap = Readonly<Record<string, BusEvent>>;

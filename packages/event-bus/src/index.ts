@@ -14,6 +14,7 @@ export type { Consumer, DeliveryContext, EventHandler, EventHandlers } from './c
 export type { OutgoingMessage } from './publisher';
 export { CLOUDEVENTS_CONTENT_TYPE } from './publisher';
 export {
+  defaultValidator,
   envelopeIssues,
   type BusEvent,
   type EventIssue,

@@ -5,7 +5,13 @@ import type { Logger } from '@bazaar/logging';
 import { injectContext } from '@bazaar/telemetry';
 import { reconnectDelayMs } from './broker-connection';
 import { sleep } from './deadline';
-import { eventIssues, invalidEventError, type BusEvent, type EventValidator } from './event';
+import {
+  defaultValidator,
+  eventIssues,
+  invalidEventError,
+  type BusEvent,
+  type EventValidator,
+} from './event';
 import type { EventBus } from './event-bus';
 import { Wakeup } from './wakeup';
 
@@ -41,7 +47,7 @@ export interface MongoOutboxFields {
  */
 export function outboxEntries(
   events: readonly BusEvent[],
-  validate: EventValidator,
+  validate: EventValidator = defaultValidator,
   now: Date = new Date(),
 ): MongoOutboxEntry[] {
   const headers: Record<string, string> = {};
@@ -62,13 +68,13 @@ export function outboxEntries(
  * ```ts
  * await orders.updateOne(
  *   { _id: orderId, status: 'PENDING' },
- *   { $set: { status: 'CONFIRMED' }, ...pushToOutbox([confirmed], validateEvent) },
+ *   { $set: { status: 'CONFIRMED' }, ...pushToOutbox([confirmed]) },
  * );
  * ```
  */
 export function pushToOutbox(
   events: readonly BusEvent[],
-  validate: EventValidator,
+  validate: EventValidator = defaultValidator,
 ): { $push: { outbox: { $each: MongoOutboxEntry[] } } } {
   return { $push: { outbox: { $each: outboxEntries(events, validate) } } };
 }

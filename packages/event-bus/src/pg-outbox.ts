@@ -3,7 +3,13 @@ import type { Logger } from '@bazaar/logging';
 import { injectContext } from '@bazaar/telemetry';
 import { reconnectDelayMs } from './broker-connection';
 import { sleep } from './deadline';
-import { eventIssues, invalidEventError, type BusEvent, type EventValidator } from './event';
+import {
+  defaultValidator,
+  eventIssues,
+  invalidEventError,
+  type BusEvent,
+  type EventValidator,
+} from './event';
 import type { EventBus } from './event-bus';
 import { Wakeup } from './wakeup';
 
@@ -56,9 +62,9 @@ CREATE OR REPLACE TRIGGER ${t}_notify AFTER INSERT ON ${t}
 export interface EnqueueOptions {
   /**
    * Schema check at write time, so an invalid event fails the business transaction (and the request)
-   * instead of sitting in the outbox. Pass the same validator as the bus's.
+   * instead of sitting in the outbox. Default: the contracts' `validateEvent` (the bus's default).
    */
-  readonly validate: EventValidator;
+  readonly validate?: EventValidator;
   /** Default `outbox`. */
   readonly table?: string;
 }
@@ -73,11 +79,11 @@ export interface EnqueueOptions {
 export async function enqueueEvents(
   client: Queryable,
   events: readonly BusEvent[],
-  options: EnqueueOptions,
+  options: EnqueueOptions = {},
 ): Promise<void> {
   if (events.length === 0) return;
   for (const event of events) {
-    const issues = eventIssues(event, options.validate);
+    const issues = eventIssues(event, options.validate ?? defaultValidator);
     if (issues.length > 0) throw invalidEventError(event, issues);
   }
   const headers: Record<string, string> = {};

@@ -4,7 +4,13 @@ import { injectContext } from '@bazaar/telemetry';
 import type { Attachment, BrokerConnection } from './broker-connection';
 import { connectionLostError } from './broker-connection';
 import { deadlineError } from './deadline';
-import { eventIssues, invalidEventError, type BusEvent, type EventValidator } from './event';
+import {
+  envelopeTraceHeaders,
+  eventIssues,
+  invalidEventError,
+  type BusEvent,
+  type EventValidator,
+} from './event';
 import type { BusMetrics } from './metrics';
 import { declareExchange } from './topology';
 
@@ -153,9 +159,7 @@ export class Publisher implements Attachment {
       batch.push(pending);
       outcomes[index] = pending.promise;
       const { event } = message;
-      const headers: Record<string, string> = {};
-      if (message.headers?.['traceparent'] === undefined) injectContext(headers);
-      Object.assign(headers, message.headers);
+      const headers = traceHeaders(message);
       try {
         const hasRoom = channel.publish(
           exchange,
@@ -214,6 +218,20 @@ export class Publisher implements Attachment {
     for (const pending of unsettled) pending.settle(error);
     if (unsettled.length > 0) this.#options.connection.reset(error);
   }
+}
+
+/**
+ * The message's headers with W3C trace context: the message's own `traceparent` if it has one (stored
+ * with an outbox row), else the event's envelope extension, else the active context.
+ */
+export function traceHeaders(message: OutgoingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (message.headers?.['traceparent'] === undefined) {
+    const fromEnvelope = envelopeTraceHeaders(message.event);
+    if (fromEnvelope['traceparent'] === undefined) injectContext(headers);
+    else Object.assign(headers, fromEnvelope);
+  }
+  return Object.assign(headers, message.headers);
 }
 
 function asError(error: unknown): Error {

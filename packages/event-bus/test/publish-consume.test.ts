@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEvent, type EventTypes, type OrderPlacedV1 } from '@bazaar/contracts';
 import { isAppError } from '@bazaar/errors';
 import { startTelemetry, type Telemetry } from '@bazaar/telemetry';
 import { eventually, testStack } from '@bazaar/testing';
-import { createEventBus, openDeadLetterAdmin, type EventBus } from '../src/index';
+import { createEventBus, enqueueEvents, openDeadLetterAdmin, type EventBus } from '../src/index';
 import {
   Received,
   removeTopology,
@@ -194,5 +196,67 @@ describe('publish → consume', () => {
     expect(sample('messaging_consumer_lag', `messaging_consumer_group_name="${group}"`)).toBe(0);
     expect(body).toContain('# TYPE messaging_process_duration_seconds histogram');
     await consumer.close();
+  });
+
+  it('checks events against the contracts by default and continues the trace of the envelope', async () => {
+    const contractBus = createEventBus({
+      url,
+      logger: testLogger,
+      exchange,
+      name: 'event-bus-test',
+    });
+    try {
+      const group = newGroup();
+      const received: { event: OrderPlacedV1; traceId: string | undefined }[] = [];
+      const consumer = await contractBus.consume<EventTypes>({
+        group,
+        handlers: {
+          'order.placed.v1': (event) => {
+            // Typed by the contracts: `event.data.total.amount` is a number.
+            received.push({ event, traceId: trace.getActiveSpan()?.spanContext().traceId });
+            return Promise.resolve();
+          },
+        },
+      });
+      const traceId = randomUUID().replaceAll('-', '');
+      const placed = createEvent('order.placed.v1', {
+        source: '/orders',
+        subject: 'ord_01J9Z4A7B8C9D0E1F2G3H4J5K6',
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+        data: {
+          orderId: 'ord_01J9Z4A7B8C9D0E1F2G3H4J5K6',
+          userId: 'usr_01J9Z3K4M5N6P7Q8R9S0T1V2W3',
+          items: [
+            {
+              productId: 'prd_01J9YTEA0KETTLE00000000000',
+              name: 'Kettle',
+              quantity: 1,
+              unitPrice: { amount: 3999, currency: 'USD' },
+            },
+          ],
+          total: { amount: 3999, currency: 'USD' },
+          paymentToken: 'tok_visa',
+          placedAt: '2025-01-31T10:00:00.000Z',
+          deadline: '2025-01-31T10:00:30.000Z',
+        },
+      });
+      await contractBus.publish(placed);
+      const broken = {
+        ...placed,
+        id: randomUUID(),
+        data: { ...placed.data, total: { amount: -1, currency: 'USD' } },
+      };
+      const refused: unknown = await contractBus.publish(broken).catch((caught: unknown) => caught);
+      expect(isAppError(refused, 'VALIDATION_FAILED')).toBe(true);
+      await expect(
+        enqueueEvents({ query: () => Promise.reject(new Error('not reached')) }, [broken]),
+      ).rejects.toThrow(/failed validation/);
+
+      await eventually(() => (received.length === 1 ? true : undefined));
+      expect(received).toEqual([{ event: placed, traceId }]);
+      await consumer.close();
+    } finally {
+      await contractBus.close();
+    }
   });
 });
