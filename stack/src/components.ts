@@ -97,7 +97,7 @@ function requireTool<K extends keyof ToolPaths>(ctx: StackContext, key: K): Tool
 }
 
 /** Databases the stack creates in its PostgreSQL cluster (one per owning service + FerretDB's). */
-const POSTGRES_DATABASES = ['bazaar', 'ferretdb'] as const;
+const POSTGRES_DATABASES = ['bazaar', 'ferretdb', 'users'] as const;
 
 const postgres: ComponentSpec = {
   name: 'postgres',
@@ -420,6 +420,19 @@ export const componentSpecs: readonly ComponentSpec[] = [
       REDIS_URL: infraUrls(ctx).redis,
       GATEWAY_JWKS_URL: `http://127.0.0.1:${ctx.port('users')}/.well-known/jwks.json`,
     }),
+  }),
+  service('users', {
+    port: 'users',
+    dependsOn: ['postgres', 'redis', 'rabbitmq', 'etcd'],
+    env: (ctx) => {
+      const urls = infraUrls(ctx, 'users');
+      return {
+        DATABASE_URL: urls.postgres,
+        REDIS_URL: urls.redis,
+        RABBITMQ_URL: urls.rabbitmq,
+        ...ctx.config.passthrough,
+      };
+    },
   }),
 ];
 

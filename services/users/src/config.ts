@@ -78,6 +78,8 @@ export const configSchema = serviceEnv
     REDIS_KEY_PREFIX: z.string().trim().min(1).default('users:'),
     /** Where the outbox relay publishes `user.registered.v1`. */
     RABBITMQ_URL: url({ protocols: ['amqp', 'amqps'] }),
+    /** The registry each instance registers in (the local stack); unset in Kubernetes (DNS). */
+    ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
 
     /** `iss` of every token this service signs. */
     JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),

@@ -3,7 +3,8 @@
 import { validateEvent } from '@bazaar/contracts';
 import { createEventBus, startPgOutboxRelay } from '@bazaar/event-bus';
 import { createLogger } from '@bazaar/logging';
-import { runService } from '@bazaar/service-kit';
+import { registerService } from '@bazaar/registry';
+import { runService, type Closer } from '@bazaar/service-kit';
 import { startTelemetry } from '@bazaar/telemetry';
 import { buildApp } from './app';
 import { readConfig, type Config } from './config';
@@ -58,19 +59,31 @@ try {
   await users.start();
   // RabbitMQ is not needed to serve: events wait in the outbox until the relay can publish them.
   const relay = startPgOutboxRelay({ pool, bus, logger });
-  await runService({
+  // Closed in reverse: the registry lease (pushed once listening) first, the pool last.
+  const closers: Closer[] = [
+    { name: 'postgres pool', close: () => pool.end() },
+    { name: 'redis', close: () => void redis.disconnect() },
+    { name: 'event bus', close: () => bus.close() },
+    { name: 'outbox relay', close: () => relay.stop() },
+    { name: 'signing key reload', close: () => users.stop() },
+  ];
+  const running = await runService({
     app: users.app,
     config,
     logger,
     telemetry,
-    onShutdown: [
-      { name: 'postgres pool', close: () => pool.end() },
-      { name: 'redis', close: () => void redis.disconnect() },
-      { name: 'event bus', close: () => bus.close() },
-      { name: 'outbox relay', close: () => relay.stop() },
-      { name: 'signing key reload', close: () => users.stop() },
-    ],
+    onShutdown: closers,
   });
+  closers.push(
+    ...(await registerService({
+      etcdUrl: config.ETCD_URL,
+      service,
+      instanceId: config.SERVICE_INSTANCE_ID,
+      host: config.HOST,
+      port: running.port,
+      logger,
+    })),
+  );
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');
   users.stop();
