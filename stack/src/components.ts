@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { chown, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { renderEdgeConfig } from '../edge/src/nginx-config';
 import type { StackConfig } from './config';
 import { repoRoot } from './config';
 import { portOf, type PortName } from './ports';
@@ -354,6 +355,81 @@ const etcd: ComponentSpec = {
   restartWhenUnhealthyForMs: 30_000,
 };
 
+/** The public entry: nginx in front of the gateway, its config generated from the gateway's file. */
+const edge: ComponentSpec = {
+  name: 'edge',
+  kind: 'infra',
+  dependsOn: ['gateway'],
+  tools: ['nginx'],
+  scalable: false,
+  port: 'edge',
+  async prepare(ctx) {
+    const prefix = ctx.dataDir('edge');
+    for (const sub of ['', 'temp', 'cache', 'tls']) {
+      await ownedDir(path.join(prefix, sub), ctx.serviceUser);
+    }
+    const certificate = path.join(prefix, 'tls', 'cert.pem');
+    const key = path.join(prefix, 'tls', 'key.pem');
+    if (!existsSync(certificate)) {
+      // A local self-signed certificate for the TLS listener; never leaves this machine.
+      await runChecked('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '825',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        key,
+        '-out',
+        certificate,
+      ]);
+      if (ctx.serviceUser !== undefined) {
+        await chown(key, ctx.serviceUser.uid, ctx.serviceUser.gid);
+        await chown(certificate, ctx.serviceUser.uid, ctx.serviceUser.gid);
+      }
+    }
+    const conf = renderEdgeConfig({
+      declarativeYaml: readFileSync(
+        path.join(repoRoot, 'services', 'gateway', 'gateway.yaml'),
+        'utf8',
+      ),
+      prefix,
+      listenPort: ctx.port('edge'),
+      upstreams: [`127.0.0.1:${ctx.port('gateway')}`],
+      tls: { port: ctx.port('edge-tls'), certificate, key },
+    });
+    await writeOwnedFile(path.join(prefix, 'nginx.conf'), conf, ctx.serviceUser);
+  },
+  launch: (ctx) => {
+    const prefix = ctx.dataDir('edge');
+    return {
+      command: requireTool(ctx, 'nginx'),
+      args: [
+        '-e',
+        'stderr',
+        '-p',
+        prefix,
+        '-c',
+        path.join(prefix, 'nginx.conf'),
+        '-g',
+        'daemon off;',
+      ],
+      asServiceUser: true,
+    };
+  },
+  probe: (_ctx, slot) => httpProbe(`http://127.0.0.1:${slot.port}/edge/healthz`),
+  url: (_ctx, slot) => `http://127.0.0.1:${slot.port}`,
+  stopSignal: 'SIGQUIT', // nginx's graceful shutdown: finish in-flight requests
+  stopTimeoutMs: 10_000,
+  startTimeoutMs: 20_000,
+};
+
 /** The esbuild bundle a service runs from (see build.ts). */
 export function serviceBundle(name: string): string {
   return path.join(repoRoot, 'services', name, 'dist', 'main.mjs');
@@ -412,6 +488,7 @@ export const componentSpecs: readonly ComponentSpec[] = [
   redis,
   rabbitmq,
   etcd,
+  edge,
   service('psp-sandbox', { port: 'psp-sandbox', dependsOn: ['etcd'] }),
   service('gateway', {
     port: 'gateway',

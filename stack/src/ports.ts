@@ -5,6 +5,7 @@
  */
 export const devPorts = {
   edge: 8080,
+  'edge-tls': 8443,
   gateway: 8000,
   users: 4001,
   orders: 4002,

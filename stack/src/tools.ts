@@ -8,13 +8,14 @@ import { run, runChecked } from './run';
 /** Pinned versions: apt gives Debian bookworm's release line (checked after install); Go modules are exact. */
 export const FERRETDB_VERSION = 'v1.24.2';
 
-export type ToolName = 'postgresql' | 'redis' | 'rabbitmq' | 'etcd' | 'ferretdb';
+export type ToolName = 'postgresql' | 'redis' | 'rabbitmq' | 'etcd' | 'nginx' | 'ferretdb';
 
 export interface ToolPaths {
   readonly postgresBin: string;
   readonly redisServer: string;
   readonly rabbitmqServer: string;
   readonly etcd: string;
+  readonly nginx: string;
   readonly ferretdb: string;
 }
 
@@ -26,6 +27,7 @@ export const toolPathKey = {
   redis: 'redisServer',
   rabbitmq: 'rabbitmqServer',
   etcd: 'etcd',
+  nginx: 'nginx',
   ferretdb: 'ferretdb',
 } as const satisfies Record<ToolName, keyof ToolPaths>;
 
@@ -64,6 +66,11 @@ const APT_TOOLS: Record<Exclude<ToolName, 'ferretdb'>, AptTool> = {
     locate: fileIfExists('/usr/bin/etcd'),
     versionLine: /^3\.[45]\./,
   },
+  nginx: {
+    package: 'nginx',
+    locate: fileIfExists('/usr/sbin/nginx'),
+    versionLine: /^1\.2[2-9]\./,
+  },
 };
 
 function ferretdbBinary(config: StackConfig): string {
@@ -77,11 +84,13 @@ export function locateTools(config: StackConfig): Partial<ToolPaths> {
   const redisServer = APT_TOOLS.redis.locate();
   const rabbitmqServer = APT_TOOLS.rabbitmq.locate();
   const etcd = APT_TOOLS.etcd.locate();
+  const nginx = APT_TOOLS.nginx.locate();
   return {
     ...(postgresBin === undefined ? {} : { postgresBin }),
     ...(redisServer === undefined ? {} : { redisServer }),
     ...(rabbitmqServer === undefined ? {} : { rabbitmqServer }),
     ...(etcd === undefined ? {} : { etcd }),
+    ...(nginx === undefined ? {} : { nginx }),
     ...(existsSync(ferretdb) ? { ferretdb } : {}),
   };
 }
