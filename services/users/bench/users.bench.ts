@@ -238,9 +238,10 @@ writeBenchmarkSection(
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. The users service runs as
 its own process (the esbuild bundle \`npm start\` runs, \`NODE_ENV=production\`, \`LOG_LEVEL=info\`,
-one instance) against the bench stack's PostgreSQL 15 and Redis 7 on loopback; load from
+one instance) against the \`${stack.profile}\` stack's PostgreSQL 15 and Redis 7 on loopback; load from
 [autocannon](https://github.com/mcollina/autocannon) in the benchmark's process, ${DURATION_SECONDS} s per
-row after a 2 s warm-up. "Cache miss" is a second instance whose profiles expire 1 ms after being
+row after a 2 s warm-up. Load generator, service, PostgreSQL and Redis share the machine's cores, so
+compare rows of one run rather than absolute numbers across machines. "Cache miss" is a second instance whose profiles expire 1 ms after being
 cached, so every read takes the miss path (Redis GET, refill lock, double-check, PostgreSQL query,
 store). Reads send one bearer token, as a client does for the token's 15 minutes: its ES256
 signature is verified on first use and remembered (expiry is checked on every request). Logins rotate
