@@ -26,7 +26,7 @@ import { Upstream } from './upstream';
 export interface GatewayDeps {
   readonly config: Pick<
     Config,
-    'REQUEST_TIMEOUT_MS' | 'BODY_LIMIT_BYTES' | 'GATEWAY_CONTRACTS_DIR'
+    'REQUEST_TIMEOUT_MS' | 'BODY_LIMIT_BYTES' | 'GATEWAY_CONTRACTS_DIR' | 'GATEWAY_TRUSTED_PROXIES'
   >;
   readonly logger: Logger;
   readonly telemetry: Pick<Telemetry, 'tracer' | 'meter' | 'renderMetrics'>;
@@ -82,6 +82,28 @@ function applyCors(
   return isPreflight;
 }
 
+/**
+ * The client's address: the peer's, unless the peer is a trusted proxy (the edge), then the
+ * rightmost `X-Forwarded-For` entry that is not a trusted proxy (entries further left are the
+ * client's to forge).
+ */
+export function clientAddressOf(
+  peer: string,
+  forwardedFor: string | string[] | undefined,
+  trusted: ReadonlySet<string>,
+): string {
+  if (!trusted.has(peer) || forwardedFor === undefined) return peer;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor)
+    .split(',')
+    .map((hop) => hop.trim())
+    .filter((hop) => hop !== '');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i];
+    if (hop !== undefined && !trusted.has(hop)) return hop;
+  }
+  return peer;
+}
+
 function setRateLimitHeaders(
   reply: FastifyReply,
   verdict: { limit: number; remaining: number; resetSeconds: number },
@@ -117,6 +139,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const watches: InstanceWatch[] = [];
   const agents: Agent[] = [];
   const verifiers = new Map<string, VerifyToken>();
+  const trustedProxies = new Set(config.GATEWAY_TRUSTED_PROXIES);
   const limiter: CheckRateLimit | undefined =
     redis === undefined ? undefined : createRateLimiter(redis, logger);
 
@@ -181,12 +204,17 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
           throw new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed here.`);
         }
         const identity: Identity | undefined = await verify?.(request.headers.authorization);
+        const clientIp = clientAddressOf(
+          request.ip,
+          request.headers['x-forwarded-for'],
+          trustedProxies,
+        );
         if (rateLimit !== undefined && limiter !== undefined) {
           const subject = identity?.consumer?.username ?? identity?.subject;
           const key =
             rateLimit.limit_by === 'consumer' && subject !== undefined
               ? `c:${subject}`
-              : `ip:${request.ip}`;
+              : `ip:${clientIp}`;
           try {
             const verdict = await limiter(route.name, rateLimit, key);
             if (verdict !== undefined) setRateLimitHeaders(reply, verdict);

@@ -1,4 +1,4 @@
-import { loadConfig, port, positiveInt, serviceEnv, url, type ConfigOf } from '@bazaar/config';
+import { csv, loadConfig, port, positiveInt, serviceEnv, url, type ConfigOf } from '@bazaar/config';
 import { z } from 'zod';
 
 /** The environment of the gateway: the common service variables plus its own. */
@@ -20,6 +20,11 @@ export const configSchema = serviceEnv.extend({
   ),
   GATEWAY_JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
   GATEWAY_JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+  /**
+   * Peers whose `X-Forwarded-For` is believed (the edge): the client address is then the rightmost
+   * address in it that is not itself a trusted proxy. Per-address rate limits depend on it.
+   */
+  GATEWAY_TRUSTED_PROXIES: csv().default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
   /** Longest body the gateway buffers when no route sets its own limit. */
   BODY_LIMIT_BYTES: positiveInt().default(1024 * 1024),
 });

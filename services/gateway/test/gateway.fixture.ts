@@ -119,6 +119,7 @@ export async function startGateway(
     config: {
       REQUEST_TIMEOUT_MS: 10_000,
       BODY_LIMIT_BYTES: 1024 * 1024,
+      GATEWAY_TRUSTED_PROXIES: ['127.0.0.1'],
       GATEWAY_CONTRACTS_DIR: new URL('../../../contracts/http', import.meta.url).pathname,
     },
     logger,

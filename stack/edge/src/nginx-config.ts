@@ -137,6 +137,9 @@ function serverBlock(listen: string, catalog: readonly string[], isTls: boolean)
     server_name _;
     ${securityHeaders}${hsts}
 
+    # The edge's own refusals speak problem+json like the rest of the API (RFC 9457).
+${edgeProblems}
+
     location = /edge/healthz {
       access_log off;
       default_type text/plain;
@@ -149,6 +152,26 @@ ${cached}
     }
   }`;
 }
+
+const problemCodes: readonly [number, string, string][] = [
+  [413, 'PAYLOAD_TOO_LARGE', 'Payload too large'],
+  [429, 'RATE_LIMITED', 'Too many requests'],
+  [502, 'UPSTREAM_FAILED', 'Upstream failed'],
+  [503, 'SERVICE_UNAVAILABLE', 'Service unavailable'],
+  [504, 'UPSTREAM_TIMEOUT', 'Upstream timeout'],
+];
+
+const edgeProblems = problemCodes
+  .map(([status, code, title]) => {
+    const type = `https://bazaar.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`;
+    const body = JSON.stringify({ type, title, status, code }).replaceAll("'", "\\'");
+    return `    error_page ${status} @problem_${status};
+    location @problem_${status} {
+      default_type application/problem+json;
+      return ${status} '${body}';
+    }`;
+  })
+  .join('\n');
 
 // nginx drops add_header inherited from an outer level when a location adds its own, so cached
 // locations repeat them.
