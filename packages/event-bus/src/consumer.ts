@@ -2,6 +2,7 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage, MessagePropertyHeade
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { Logger } from '@bazaar/logging';
 import { extractContext } from '@bazaar/telemetry';
+import { AckBatcher } from './ack-batcher';
 import type { Attachment, BrokerConnection } from './broker-connection';
 import { isDeadlineError, sleep, withDeadline } from './deadline';
 import {
@@ -89,6 +90,7 @@ export class GroupConsumer implements Attachment, Consumer {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #stopLag: () => void;
   #channel: ConfirmChannel | undefined;
+  #acks: AckBatcher | undefined;
   #consumerTag: string | undefined;
   #isClosing = false;
   #lag: number | undefined;
@@ -124,6 +126,7 @@ export class GroupConsumer implements Attachment, Consumer {
     await declareGroup(channel, queues, types, deliveryLimit, exchange);
     await channel.prefetch(prefetch);
     this.#channel = channel;
+    this.#acks = new AckBatcher(channel);
     const { consumerTag } = await channel.consume(
       queues.work,
       (message) => this.#onMessage(channel, message),
@@ -135,6 +138,8 @@ export class GroupConsumer implements Attachment, Consumer {
 
   detach(): void {
     // Deliveries in flight on the lost channel cannot be acknowledged any more: the broker redelivers.
+    this.#acks?.close();
+    this.#acks = undefined;
     this.#channel = undefined;
     this.#consumerTag = undefined;
   }
@@ -156,6 +161,7 @@ export class GroupConsumer implements Attachment, Consumer {
         timeoutMs,
         `handlers of ${group} in flight`,
       );
+      this.#acks?.flush();
       if (channel !== undefined) {
         await withDeadline(channel.close(), operationTimeoutMs, 'RabbitMQ channel close');
       }
@@ -176,12 +182,14 @@ export class GroupConsumer implements Attachment, Consumer {
       }
       return;
     }
+    this.#acks?.delivered(message.fields.deliveryTag);
     const handling = this.#handle(channel, message)
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         this.#settings.logger.error(
           { err: error, group: this.#settings.group, messageId: message.properties.messageId },
-          'could not settle a delivery; the broker will redeliver it',
+          'could not settle a delivery; returning it to the queue',
         );
+        await this.#requeueLater(channel, message);
       })
       .finally(() => this.#inFlight.delete(handling));
     this.#inFlight.add(handling);
@@ -380,17 +388,21 @@ export class GroupConsumer implements Attachment, Consumer {
       await withDeadline(confirmed, confirmTimeoutMs, `RabbitMQ confirm of the copy to ${queue}`);
     } catch (error) {
       if (isDeadlineError(error)) connection.reset(error);
-      await this.#requeueLater(channel, message);
       throw error;
     }
   }
 
-  /** A copy was refused: give the original back after a pause, so a broker in trouble is not spun on. */
+  /**
+   * Settling failed (e.g. a copy was not confirmed): give the original back after a pause, so a broker
+   * in trouble is not spun on. Never acknowledged.
+   */
   async #requeueLater(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
     await sleep(1000);
-    if (this.#channel !== channel) return;
+    const acks = this.#acks;
+    if (this.#channel !== channel || acks === undefined) return;
     try {
       channel.nack(message, false, true);
+      acks.settledWithoutAck(message.fields.deliveryTag);
     } catch {
       // The channel closed meanwhile: the broker redelivers on its own.
     }
@@ -400,12 +412,9 @@ export class GroupConsumer implements Attachment, Consumer {
     const { group, metrics } = this.#settings;
     // A delivery tag is only valid on the channel that delivered it; after a reconnect, the broker
     // redelivers instead (and the handler's idempotence absorbs the repeat).
-    if (this.#channel !== channel) return;
-    try {
-      channel.ack(message);
-    } catch {
-      return;
-    }
+    const acks = this.#acks;
+    if (this.#channel !== channel || acks === undefined) return;
+    acks.ack(message.fields.deliveryTag);
     metrics.consumed.add(1, {
       'messaging.consumer.group.name': group,
       'bazaar.outcome': outcome.action,
