@@ -507,6 +507,8 @@ export const componentSpecs: readonly ComponentSpec[] = [
         DATABASE_URL: urls.postgres,
         REDIS_URL: urls.redis,
         RABBITMQ_URL: urls.rabbitmq,
+        // The gateway, on loopback, appends the client's address to X-Forwarded-For.
+        TRUSTED_PROXIES: '127.0.0.1',
         ...ctx.config.passthrough,
       };
     },
