@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { connect } from 'amqplib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@bazaar/stack';
@@ -114,6 +115,39 @@ describe('a handler that throws', () => {
     expect(attempts.at(-1)?.attempt).toBe(1);
     await deadLetterCount(group, 0);
     await consumer.close();
+  });
+});
+
+describe('a message that keeps coming back unacknowledged (it crashes every consumer)', () => {
+  it('is moved to the DLQ by the broker after the delivery limit', async () => {
+    const group = uniqueName('bus-test.poison');
+    groups.push(group);
+    await (
+      await bus.consume({
+        group,
+        deliveryLimit: 2,
+        handlers: { [TEST_TYPE]: () => Promise.resolve() },
+      })
+    ).close();
+    const poison = testEvent(13);
+    await bus.publish(poison);
+    // Consumers that die before acknowledging: the broker gets every delivery back.
+    const model = await connect(url);
+    let deliveries = 0;
+    try {
+      const channel = await model.createChannel();
+      await channel.consume(group, (message) => {
+        if (message === null) return;
+        deliveries += 1;
+        channel.nack(message, false, true);
+      });
+      const [letter] = await deadLetterCount(group, 1);
+      expect(letter).toMatchObject({ eventId: poison.id, reason: 'delivery_limit' });
+    } finally {
+      await model.close();
+    }
+    // Delivered once, then returned twice more within the limit of 2 returns.
+    expect(deliveries).toBe(3);
   });
 });
 
