@@ -1,0 +1,294 @@
+// `npm run bench -- gateway`: what the gateway and the edge cost per request. One upstream (a
+// minimal Node HTTP server in its own process), measured four ways in one run, 127.0.0.1 only:
+// nginx proxy_pass alone (baseline), the gateway with no plugins, the gateway with the full chain
+// (CORS, size limit, JWT, Redis rate limiting), and edge (generated nginx) + full gateway.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createEtcdRegistry } from '@bazaar/registry';
+import {
+  describeMachine,
+  infraUrls,
+  loadOrCreateSecrets,
+  portOf,
+  readStackConfig,
+  repoRoot,
+  writeBenchmarkSection,
+} from '@bazaar/stack';
+import autocannon from 'autocannon';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { renderEdgeConfig } from '../../../stack/edge/src/nginx-config';
+
+const DURATION_SECONDS = 8;
+const WARMUP_SECONDS = 2;
+const CONNECTIONS = 32;
+const NGINX = '/usr/sbin/nginx';
+
+const stack = readStackConfig(); // BAZAAR_PROFILE=bench, set by `npm run bench`
+const urls = infraUrls({
+  secrets: await loadOrCreateSecrets(stack.stateDir),
+  port: (name) => portOf(stack, name),
+});
+const serviceDir = path.join(repoRoot, 'services', 'gateway');
+const children: ChildProcess[] = [];
+const work = await mkdtemp(path.join(tmpdir(), 'bazaar-gateway-bench-'));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
+    });
+  });
+}
+
+async function waitFor(url: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer within 20 s`);
+}
+
+function launch(command: string, args: string[], env: Record<string, string> = {}, cwd = work) {
+  const child = spawn(command, args, {
+    cwd,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { PATH: stack.childEnv.PATH ?? '/usr/bin:/bin', ...env },
+  });
+  children.push(child);
+  return child;
+}
+
+const upstreamSource = `
+const http = require('node:http');
+const body = JSON.stringify({ items: [{ id: 'prd_1', name: 'Mug', price: { amount: 1200, currency: 'USD' }, stock: 3 }], nextCursor: null });
+http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+interface Measurement {
+  readonly label: string;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly non2xx: number;
+}
+
+async function measure(
+  label: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<Measurement> {
+  await autocannon({ url, connections: CONNECTIONS, duration: WARMUP_SECONDS, headers });
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION_SECONDS,
+    headers,
+  });
+  const measurement = {
+    label,
+    requestsPerSecond: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx + result.errors + result.timeouts,
+  };
+  console.log(
+    `bench gateway: ${label}: ${measurement.requestsPerSecond} req/s, p50 ${measurement.p50Ms} ms, p99 ${measurement.p99Ms} ms, ${measurement.non2xx} failed`,
+  );
+  return measurement;
+}
+
+async function startNginx(name: string, conf: string): Promise<void> {
+  const prefix = path.join(work, name);
+  await mkdir(path.join(prefix, 'temp'), { recursive: true });
+  await mkdir(path.join(prefix, 'cache'), { recursive: true });
+  await writeFile(path.join(prefix, 'nginx.conf'), conf);
+  const globals = process.getuid?.() === 0 ? 'daemon off; user root;' : 'daemon off;';
+  launch(NGINX, [
+    '-e',
+    'stderr',
+    '-p',
+    prefix,
+    '-c',
+    path.join(prefix, 'nginx.conf'),
+    '-g',
+    globals,
+  ]);
+}
+
+async function startGateway(name: string, yaml: string, env: Record<string, string>) {
+  const port = await freePort();
+  const file = path.join(work, `${name}.yaml`);
+  await writeFile(file, yaml);
+  const bundle = path.join(serviceDir, 'dist', 'main.mjs');
+  const args = existsSync(bundle) ? [bundle] : ['--import', 'tsx', 'src/main.ts'];
+  launch(
+    process.execPath,
+    args,
+    {
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      SERVICE_INSTANCE_ID: name,
+      LOG_LEVEL: 'warn',
+      GATEWAY_CONFIG_FILE: file,
+      ETCD_URL: urls.etcd,
+      REDIS_URL: urls.redis,
+      ...env,
+    },
+    serviceDir,
+  );
+  await waitFor(`http://127.0.0.1:${port}/readyz`);
+  return port;
+}
+
+const registry = createEtcdRegistry({ url: urls.etcd });
+try {
+  if (!existsSync(NGINX))
+    throw new Error('nginx is not installed (the stack installs it: npm start)');
+  const upstreamPort = await freePort();
+  launch(process.execPath, ['-e', upstreamSource], { PORT: String(upstreamPort) });
+  await waitFor(`http://127.0.0.1:${upstreamPort}/`);
+  const service = `bench-upstream-${randomUUID().slice(0, 8)}`;
+  await registry.register({
+    service,
+    id: `${service}-1`,
+    address: `http://127.0.0.1:${upstreamPort}`,
+    healthUrl: `http://127.0.0.1:${upstreamPort}/`,
+  });
+
+  // A JWKS the full chain verifies tokens against (fetched once, then cached by the gateway).
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256', use: 'sig' };
+  const jwks = http.createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ keys: [jwk] }));
+  });
+  const jwksPort = await freePort();
+  await new Promise<void>((resolve) => jwks.listen(jwksPort, '127.0.0.1', resolve));
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench' })
+    .setSubject('usr_bench')
+    .setIssuer('bazaar-users')
+    .setAudience('bazaar-api')
+    .setExpirationTime('1h')
+    .sign(privateKey);
+
+  const route = (plugins: string) => `
+_format_version: '3.0'
+${plugins}
+services:
+  - name: catalog
+    host: ${service}
+    routes:
+      - name: items-${randomUUID().slice(0, 8)}
+        paths: [/v1/items]
+        methods: [GET]
+        strip_path: false
+`;
+  const bare = route('');
+  const full = route(`plugins:
+  - name: cors
+  - name: request-size-limiting
+    config: { allowed_payload_size: 1, size_unit: megabytes }
+  - name: rate-limiting
+    config: { second: 1000000, minute: 60000000, limit_by: consumer }
+  - name: jwt
+    config:
+      jwks_uri: 'http://127.0.0.1:${jwksPort}/jwks'
+      issuer: bazaar-users
+      audiences: [bazaar-api]
+      algorithms: [ES256]`);
+  const barePort = await startGateway('gateway-bench-bare', bare, {});
+  const fullPort = await startGateway('gateway-bench-full', full, {});
+
+  const nginxPort = await freePort();
+  await startNginx(
+    'baseline',
+    `pid ${work}/baseline/nginx.pid;
+error_log stderr warn;
+worker_processes 2;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${work}/baseline/temp;
+  proxy_temp_path ${work}/baseline/temp;
+  upstream upstream { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://upstream; }
+  }
+}
+`,
+  );
+  const edgePort = await freePort();
+  await startNginx(
+    'edge',
+    renderEdgeConfig({
+      declarativeYaml: full,
+      prefix: path.join(work, 'edge'),
+      listenPort: edgePort,
+      upstreams: [`127.0.0.1:${fullPort}`],
+    }),
+  );
+  await waitFor(`http://127.0.0.1:${nginxPort}/v1/items`);
+  await waitFor(`http://127.0.0.1:${edgePort}/edge/healthz`);
+
+  const auth = { authorization: `Bearer ${token}`, origin: 'https://shop.example' };
+  const results = [
+    await measure('nginx proxy_pass (baseline)', `http://127.0.0.1:${nginxPort}/v1/items`),
+    await measure('gateway, no plugins', `http://127.0.0.1:${barePort}/v1/items`),
+    await measure('gateway, full chain', `http://127.0.0.1:${fullPort}/v1/items`, auth),
+    await measure('edge + gateway (full chain)', `http://127.0.0.1:${edgePort}/v1/items`, auth),
+  ];
+  const [baseline] = results;
+  if (baseline === undefined) throw new Error('no baseline');
+  const rows = results.map(
+    (r) =>
+      `| ${r.label} | ${r.requestsPerSecond} | ${(r.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)} | ${r.p50Ms} | ${r.p99Ms} | ${r.p50Ms - baseline.p50Ms} | ${r.p99Ms - baseline.p99Ms} | ${r.non2xx} |`,
+  );
+  writeBenchmarkSection(
+    'gateway',
+    `## Gateway and edge overhead
+
+\`npm run bench -- gateway\` (services/gateway/bench/gateway.bench.ts). One upstream (a minimal
+Node HTTP server, its own process, ~200-byte JSON), autocannon with ${CONNECTIONS} connections for
+${DURATION_SECONDS} s after a ${WARMUP_SECONDS} s warm-up, GET /v1/items (a route the edge does not
+cache), 127.0.0.1 only. Everything shares the machine's cores with the load generator, so read the
+ratios, not the absolute numbers. "Full chain" = CORS, request size limit, JWT (ES256, JWKS cached),
+Redis GCRA rate limiting (limit never reached), registry discovery, trace context; added latency is
+relative to the nginx baseline.
+
+${describeMachine()}
+
+| Path | req/s | × baseline | p50 ms | p99 ms | added p50 ms | added p99 ms | failed |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`,
+  );
+  await new Promise<void>((resolve) => jwks.close(() => resolve()));
+} finally {
+  for (const child of children.reverse()) child.kill('SIGTERM');
+  await sleep(1000);
+  await registry.close();
+  await rm(work, { recursive: true, force: true });
+}
