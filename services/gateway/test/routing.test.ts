@@ -92,6 +92,7 @@ describe('gateway routing and resilience', () => {
       headers: {
         'content-type': 'application/json',
         'x-request-id': 'req-123',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
         'x-consumer-id': 'spoofed',
         'x-authenticated-userid': 'usr_spoofed',
       },
@@ -108,7 +109,11 @@ describe('gateway routing and resilience', () => {
     expect(seen?.method).toBe('POST');
     expect(seen?.headers['x-request-id']).toBe('req-123');
     expect(seen?.headers['x-forwarded-for']).toBe('127.0.0.1');
-    expect(seen?.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    // The incoming trace continues upstream: same trace id, the gateway's client span as parent.
+    expect(seen?.headers.traceparent).toMatch(
+      /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/,
+    );
+    expect(seen?.headers.traceparent).not.toContain('00f067aa0ba902b7');
     // Identity headers are the gateway's to set: a client's copies never reach a service.
     expect(seen?.headers['x-consumer-id']).toBeUndefined();
     expect(seen?.headers['x-authenticated-userid']).toBeUndefined();
