@@ -355,6 +355,19 @@ const etcd: ComponentSpec = {
   restartWhenUnhealthyForMs: 30_000,
 };
 
+/**
+ * The gateway's rate limits (`${GATEWAY_RATE_*}` in gateway.yaml), shared with the edge's coarse
+ * limit. The test and bench stacks get generous ones: their suites all come from 127.0.0.1.
+ */
+function gatewayLimits(ctx: StackContext): Record<string, string> {
+  const isDev = ctx.config.profile === 'dev';
+  return {
+    GATEWAY_RATE_PER_SECOND: isDev ? '50' : '1000',
+    GATEWAY_RATE_PER_MINUTE: isDev ? '1200' : '60000',
+    GATEWAY_LOGIN_RATE_PER_MINUTE: isDev ? '10' : '600',
+  };
+}
+
 /** The public entry: nginx in front of the gateway, its config generated from the gateway's file. */
 const edge: ComponentSpec = {
   name: 'edge',
@@ -403,6 +416,7 @@ const edge: ComponentSpec = {
       listenPort: ctx.port('edge'),
       upstreams: [`127.0.0.1:${ctx.port('gateway')}`],
       tls: { port: ctx.port('edge-tls'), certificate, key },
+      vars: gatewayLimits(ctx),
     });
     await writeOwnedFile(path.join(prefix, 'nginx.conf'), conf, ctx.serviceUser);
   },
@@ -496,6 +510,7 @@ export const componentSpecs: readonly ComponentSpec[] = [
     env: (ctx) => ({
       REDIS_URL: infraUrls(ctx).redis,
       GATEWAY_JWKS_URL: `http://127.0.0.1:${ctx.port('users')}/.well-known/jwks.json`,
+      ...gatewayLimits(ctx),
     }),
   }),
   service('users', {

@@ -20,6 +20,10 @@ export const configSchema = serviceEnv.extend({
   ),
   GATEWAY_JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
   GATEWAY_JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+  /** Rate limits of gateway.yaml: per client (consumer, else address) and on login per address. */
+  GATEWAY_RATE_PER_SECOND: positiveInt().default(50),
+  GATEWAY_RATE_PER_MINUTE: positiveInt().default(1200),
+  GATEWAY_LOGIN_RATE_PER_MINUTE: positiveInt().default(10),
   /**
    * Peers whose `X-Forwarded-For` is believed (the edge): the client address is then the rightmost
    * address in it that is not itself a trusted proxy. Per-address rate limits depend on it.
@@ -37,6 +41,9 @@ export function declarativeVars(config: Config): Record<string, string> {
     GATEWAY_JWKS_URL: config.GATEWAY_JWKS_URL,
     GATEWAY_JWT_ISSUER: config.GATEWAY_JWT_ISSUER,
     GATEWAY_JWT_AUDIENCE: config.GATEWAY_JWT_AUDIENCE,
+    GATEWAY_RATE_PER_SECOND: String(config.GATEWAY_RATE_PER_SECOND),
+    GATEWAY_RATE_PER_MINUTE: String(config.GATEWAY_RATE_PER_MINUTE),
+    GATEWAY_LOGIN_RATE_PER_MINUTE: String(config.GATEWAY_LOGIN_RATE_PER_MINUTE),
   };
 }
 

@@ -6,6 +6,9 @@ const vars = {
   GATEWAY_JWKS_URL: 'http://127.0.0.1:4001/.well-known/jwks.json',
   GATEWAY_JWT_ISSUER: 'bazaar-users',
   GATEWAY_JWT_AUDIENCE: 'bazaar-api',
+  GATEWAY_RATE_PER_SECOND: '50',
+  GATEWAY_RATE_PER_MINUTE: '1200',
+  GATEWAY_LOGIN_RATE_PER_MINUTE: '10',
 };
 
 describe('declarative configuration', () => {

@@ -67,9 +67,10 @@ const jwtConfig = z
 
 const rateLimitConfig = z
   .object({
-    second: z.number().int().positive().optional(),
-    minute: z.number().int().positive().optional(),
-    hour: z.number().int().positive().optional(),
+    // Coerced: limits may come from `${VARIABLES}`, which substitute as strings.
+    second: z.coerce.number().int().positive().optional(),
+    minute: z.coerce.number().int().positive().optional(),
+    hour: z.coerce.number().int().positive().optional(),
     limit_by: z.enum(['consumer', 'ip']).default('consumer'),
     policy: z.literal('redis').default('redis'),
     /** Let requests through when Redis cannot answer (a limiter outage must not be an API outage). */

@@ -16,6 +16,7 @@ describe('edge nginx config', () => {
       prefix: '/tmp/edge/',
       listenPort: 8080,
       upstreams: ['127.0.0.1:8000', '127.0.0.1:8001'],
+      vars: { GATEWAY_RATE_PER_SECOND: '50' },
     });
     expect(conf).toContain('location /v1/products {');
     expect(conf).not.toContain('location /v1/orders');

@@ -36,6 +36,8 @@ export interface EdgeOptions {
   readonly upstreams: readonly string[];
   /** TLS listener (self-signed locally), when wanted. */
   readonly tls?: { readonly port: number; readonly certificate: string; readonly key: string };
+  /** Values of `${NAME}` in the declarative file, as the gateway receives them. */
+  readonly vars?: Readonly<Record<string, string>>;
   /** Public catalog prefixes to cache. Default `/v1/products`. */
   readonly cachedPrefixes?: readonly string[];
 }
@@ -49,6 +51,20 @@ const sizeUnits: Readonly<Record<string, number>> = {
 function enabled(plugins: readonly Plugin[] | undefined, name: string): Plugin | undefined {
   const plugin = plugins?.find((candidate) => candidate.name === name);
   return plugin !== undefined && plugin.enabled !== false ? plugin : undefined;
+}
+
+/** `${NAME}` → `vars[NAME]` in every string (unknown names are left as they are). */
+function substitute(value: unknown, vars: Readonly<Record<string, string>>): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Z0-9_]+)\}/g, (match, key: string) => vars[key] ?? match);
+  }
+  if (Array.isArray(value)) return value.map((item) => substitute(item, vars));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, member]) => [key, substitute(member, vars)]),
+    );
+  }
+  return value;
 }
 
 /** Body size limit of the global request-size-limiting plugin, in bytes (1 MiB by default). */
@@ -66,7 +82,7 @@ export function bodyLimitBytes(declarative: Declarative): number {
  */
 export function coarseRatePerSecond(declarative: Declarative): number {
   const second = Number(enabled(declarative.plugins, 'rate-limiting')?.config?.second ?? 25);
-  return Math.max(1, Math.round(second * 4));
+  return Number.isFinite(second) ? Math.max(1, Math.round(second * 4)) : 100;
 }
 
 /** Route prefixes that are public reads under one of `cachedPrefixes`: safe for a shared cache. */
@@ -182,7 +198,10 @@ const securityHeaders = `add_header X-Content-Type-Options nosniff always;
 
 /** The whole nginx.conf of the edge. */
 export function renderEdgeConfig(options: EdgeOptions): string {
-  const declarative = (parseYaml(options.declarativeYaml) ?? {}) as Declarative;
+  const declarative = substitute(
+    parseYaml(options.declarativeYaml) ?? {},
+    options.vars ?? {},
+  ) as Declarative;
   const catalog = publicReadPrefixes(declarative, options.cachedPrefixes ?? ['/v1/products']);
   const prefix = options.prefix.replace(/\/+$/, '');
   const servers = options.upstreams
