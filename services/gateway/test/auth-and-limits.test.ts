@@ -226,3 +226,68 @@ services:
     expect(upstream.hits).toBe(5);
   });
 });
+
+describe('gateway rate limiting per consumer', () => {
+  let registry: EtcdRegistry;
+  let gateway: GatewayUnderTest;
+  let upstream: Upstream;
+  let jwks: Jwks;
+  let key: Awaited<ReturnType<typeof newKey>>;
+  const route = `orders-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    registry = createTestRegistry();
+    upstream = await startUpstream('orders-1');
+    await register(registry, 'orders', upstream);
+    jwks = await startJwks();
+    key = await newKey('k1');
+    jwks.keys = [key.jwk];
+    gateway = await startGateway(
+      `
+_format_version: '3.0'
+services:
+  - name: orders
+    routes:
+      - name: ${route}
+        paths: [/v1/orders]
+        strip_path: false
+        plugins:
+          - name: jwt
+            config:
+              jwks_uri: '${jwks.url}'
+              issuer: ${issuer}
+              audiences: [${audience}]
+          - name: rate-limiting
+            config: { minute: 2, limit_by: consumer }
+`,
+      registry,
+      { redis: true },
+    );
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await registry?.close();
+    await upstream?.kill();
+    await jwks?.close();
+  });
+
+  it('counts each token subject separately, from the same address', async () => {
+    const alice = `Bearer ${await sign(key, { sub: 'usr_alice' })}`;
+    const bob = `Bearer ${await sign(key, { sub: 'usr_bob' })}`;
+    const statusOf = async (authorization: string) => {
+      const response = await fetch(`${gateway.url}/v1/orders`, { headers: { authorization } });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    const statuses = [
+      await statusOf(alice),
+      await statusOf(alice),
+      await statusOf(alice),
+      await statusOf(bob),
+      await statusOf(bob),
+      await statusOf(bob),
+    ];
+    expect(statuses).toEqual([200, 200, 429, 200, 200, 429]);
+  });
+});
