@@ -103,12 +103,19 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): EtcdRegistry {
     async function grant(): Promise<void> {
       const next = client.lease(ttl, { autoKeepAlive: true });
       next.on('lost', (error: Error) => {
-        if (isClosed) return;
+        // Only the current lease matters; an older one was already replaced.
+        if (isClosed || lease !== next) return;
         logger.warn({ err: error, key }, 'registry lease lost; registering again');
         scheduleRegrant(0);
       });
+      try {
+        await next.put(key).value(value);
+      } catch (error) {
+        // Stop this lease's keep-alive loop; a later attempt grants a new one.
+        void next.revoke().catch(() => undefined);
+        throw error;
+      }
       lease = next;
-      await next.put(key).value(value);
     }
 
     function scheduleRegrant(delayMs: number): void {
