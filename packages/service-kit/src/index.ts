@@ -23,3 +23,4 @@ export {
   type RunningService,
   type RunServiceOptions,
 } from './run-service';
+export { bootstrapService, type ServiceBasics } from './bootstrap';

@@ -1,38 +1,15 @@
 // Composition root: config → logger → telemetry → discovery + redis → gateway → listen → drain.
 import path from 'node:path';
-import { createLogger } from '@bazaar/logging';
 import { createDnsDiscovery, createEtcdRegistry, registerService } from '@bazaar/registry';
-import { runService, type Closer } from '@bazaar/service-kit';
-import { startTelemetry } from '@bazaar/telemetry';
+import { bootstrapService, runService, type Closer } from '@bazaar/service-kit';
 import { Redis } from 'ioredis';
 import { buildGateway } from './app';
-import { declarativeVars, readConfig, type Config } from './config';
+import { declarativeVars, readConfig } from './config';
 import { loadDeclarative } from './declarative';
 
 const service = 'gateway';
 
-let config: Config;
-try {
-  config = readConfig();
-} catch (error) {
-  createLogger({ service }).fatal({ err: error }, 'invalid configuration');
-  process.exit(1);
-}
-
-const logger = createLogger({
-  service,
-  level: config.LOG_LEVEL,
-  ...(config.SERVICE_INSTANCE_ID === undefined ? {} : { instanceId: config.SERVICE_INSTANCE_ID }),
-});
-const telemetry = startTelemetry({
-  serviceName: service,
-  ...(config.SERVICE_INSTANCE_ID === undefined
-    ? {}
-    : { serviceInstanceId: config.SERVICE_INSTANCE_ID }),
-  ...(config.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
-    ? {}
-    : { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }),
-});
+const { config, logger, telemetry } = bootstrapService(service, readConfig);
 
 const closers: Closer[] = [];
 try {

@@ -1,35 +1,12 @@
 // Composition root: config → logger → telemetry → app → listen, drain on SIGTERM.
-import { createLogger } from '@bazaar/logging';
 import { registerService } from '@bazaar/registry';
-import { runService, type Closer } from '@bazaar/service-kit';
-import { startTelemetry } from '@bazaar/telemetry';
+import { bootstrapService, runService, type Closer } from '@bazaar/service-kit';
 import { buildApp } from './app';
-import { readConfig, type Config } from './config';
+import { readConfig } from './config';
 
 const service = 'psp-sandbox';
 
-let config: Config;
-try {
-  config = readConfig();
-} catch (error) {
-  createLogger({ service }).fatal({ err: error }, 'invalid configuration');
-  process.exit(1);
-}
-
-const logger = createLogger({
-  service,
-  level: config.LOG_LEVEL,
-  ...(config.SERVICE_INSTANCE_ID === undefined ? {} : { instanceId: config.SERVICE_INSTANCE_ID }),
-});
-const telemetry = startTelemetry({
-  serviceName: service,
-  ...(config.SERVICE_INSTANCE_ID === undefined
-    ? {}
-    : { serviceInstanceId: config.SERVICE_INSTANCE_ID }),
-  ...(config.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
-    ? {}
-    : { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }),
-});
+const { config, logger, telemetry } = bootstrapService(service, readConfig);
 const app = buildApp({ config, logger, telemetry });
 
 // Filled once listening (registration needs the bound port); runService reads it at shutdown,
