@@ -11,7 +11,7 @@ export {
   type PublishOptions,
 } from './event-bus';
 export type { Consumer, DeliveryContext, EventHandler, EventHandlers } from './consumer';
-export type { OutgoingMessage } from './publisher';
+export type { EncodedEvent, OutgoingEvent, OutgoingMessage } from './publisher';
 export { CLOUDEVENTS_CONTENT_TYPE } from './publisher';
 export {
   defaultValidator,

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Collection, Document, Filter } from 'mongodb';
 import type { Logger } from '@bazaar/logging';
-import { injectContext } from '@bazaar/telemetry';
 import { reconnectDelayMs } from './broker-connection';
 import { sleep } from './deadline';
 import {
@@ -13,6 +12,7 @@ import {
   type EventValidator,
 } from './event';
 import type { EventBus } from './event-bus';
+import { traceHeaders } from './trace-headers';
 import { Wakeup } from './wakeup';
 
 /** One event waiting in an aggregate document's embedded outbox. */
@@ -50,11 +50,10 @@ export function outboxEntries(
   validate: EventValidator = defaultValidator,
   now: Date = new Date(),
 ): MongoOutboxEntry[] {
-  const headers: Record<string, string> = {};
-  injectContext(headers);
   return events.map((event) => {
     const issues = eventIssues(event, validate);
     if (issues.length > 0) throw invalidEventError(event, issues);
+    const headers = traceHeaders({ event });
     return { eventId: event.id, type: event.type, payload: event, headers, createdAt: now };
   });
 }

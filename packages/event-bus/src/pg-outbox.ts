@@ -1,6 +1,5 @@
 import pg from 'pg';
 import type { Logger } from '@bazaar/logging';
-import { injectContext } from '@bazaar/telemetry';
 import { reconnectDelayMs } from './broker-connection';
 import { sleep } from './deadline';
 import {
@@ -11,6 +10,7 @@ import {
   type EventValidator,
 } from './event';
 import type { EventBus } from './event-bus';
+import { traceHeaders } from './trace-headers';
 import { Wakeup } from './wakeup';
 
 /** Anything that runs a query: a `pg.PoolClient` inside the caller's transaction, a `pg.Client`. */
@@ -86,9 +86,6 @@ export async function enqueueEvents(
     const issues = eventIssues(event, options.validate ?? defaultValidator);
     if (issues.length > 0) throw invalidEventError(event, issues);
   }
-  const headers: Record<string, string> = {};
-  injectContext(headers);
-  const headersJson = JSON.stringify(headers);
   await client.query(
     `INSERT INTO ${checkedTable(options.table ?? 'outbox')} (event_id, type, payload, headers)
      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])`,
@@ -96,7 +93,8 @@ export async function enqueueEvents(
       events.map((event) => event.id),
       events.map((event) => event.type),
       events.map((event) => JSON.stringify(event)),
-      events.map(() => headersJson),
+      // The trace to continue: the active one, or the one the envelope names.
+      events.map((event) => JSON.stringify(traceHeaders({ event }))),
     ],
   );
 }
@@ -133,14 +131,18 @@ export interface PgOutboxRelay {
 
 interface OutboxRow {
   id: string;
-  payload: BusEvent;
+  event_id: string;
+  type: string;
+  /** The envelope as JSON text: it was validated when enqueued, so it is sent without parsing. */
+  body: string;
   headers: Record<string, string> | null;
 }
 
 /**
  * Publishes outbox rows with confirms and marks them published. Each worker repeats, in one short
- * transaction: claim the oldest unpublished rows `FOR UPDATE SKIP LOCKED`, publish them as one batch,
- * await the confirms, set `published_at` on the confirmed rows, commit. Any number of relays may run
+ * transaction: claim the oldest unpublished rows `FOR UPDATE SKIP LOCKED` (setting `published_at` in the
+ * same statement), publish them as one batch, await the confirms, unmark the rows that were not
+ * confirmed, commit — or roll back when none was. Any number of relays may run
  * on the same table: a claimed row is invisible to the others until its transaction ends, and a row
  * whose transaction committed late (a lower id than rows already published) is still unpublished and
  * found by the next claim — no "last id" is tracked, so nothing is skipped. If the process dies mid-batch,
@@ -157,9 +159,13 @@ export function startPgOutboxRelay(options: PgOutboxRelayOptions): PgOutboxRelay
   const wakeup = new Wakeup();
   let publishedCount = 0;
 
-  const claimSql = `SELECT id, payload, headers FROM ${table}
-    WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`;
-  const markSql = `UPDATE ${table} SET published_at = now() WHERE id = ANY($1::bigint[])`;
+  // Claiming and marking are one statement: the UPDATE's row locks are the claim (other relays skip the
+  // rows), and the mark only becomes visible if the transaction commits — after the confirms. Rows whose
+  // publish failed are unmarked again before the commit. One heap write per row instead of two.
+  const claimSql = `UPDATE ${table} SET published_at = now()
+    WHERE id IN (SELECT id FROM ${table} WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, event_id, type, payload::text AS body, headers`;
+  const unmarkSql = `UPDATE ${table} SET published_at = NULL WHERE id = ANY($1::bigint[])`;
 
   /** One claim–publish–mark transaction; returns how many rows it claimed and how many failed. */
   async function relayBatch(): Promise<{ claimed: number; failed: number }> {
@@ -168,29 +174,40 @@ export function startPgOutboxRelay(options: PgOutboxRelayOptions): PgOutboxRelay
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${Math.floor(statementTimeoutMs)}`);
-      const { rows } = await client.query<OutboxRow>(claimSql, [batchSize]);
-      if (rows.length === 0) {
+      const { rows: claimed } = await client.query<OutboxRow>(claimSql, [batchSize]);
+      if (claimed.length === 0) {
         await client.query('COMMIT');
         return { claimed: 0, failed: 0 };
       }
+      // RETURNING has no order; publish oldest first (ids are bigint strings).
+      const rows = claimed.sort((a, b) => a.id.length - b.id.length || (a.id < b.id ? -1 : 1));
       const results = await bus.publishBatch(
-        rows.map((row) => ({ event: row.payload, headers: row.headers ?? {} })),
+        rows.map((row) => ({
+          encoded: { id: row.event_id, type: row.type, body: row.body },
+          headers: row.headers ?? {},
+        })),
         options.publishTimeoutMs === undefined ? {} : { timeoutMs: options.publishTimeoutMs },
       );
-      const confirmed: string[] = [];
+      const unconfirmed: string[] = [];
       let firstFailure: unknown;
       rows.forEach((row, index) => {
         const result = results[index];
-        if (result?.status === 'fulfilled') confirmed.push(row.id);
-        else firstFailure ??= result?.reason;
+        if (result?.status !== 'fulfilled') {
+          unconfirmed.push(row.id);
+          firstFailure ??= result?.reason;
+        }
       });
-      if (confirmed.length > 0) await client.query(markSql, [confirmed]);
-      await client.query('COMMIT');
-      publishedCount += confirmed.length;
-      const failed = rows.length - confirmed.length;
+      if (unconfirmed.length === rows.length) {
+        await client.query('ROLLBACK');
+      } else {
+        if (unconfirmed.length > 0) await client.query(unmarkSql, [unconfirmed]);
+        await client.query('COMMIT');
+      }
+      const failed = unconfirmed.length;
+      publishedCount += rows.length - failed;
       if (failed > 0) {
         logger.warn(
-          { err: firstFailure, table, failed, published: confirmed.length },
+          { err: firstFailure, table, failed, published: rows.length - failed },
           'outbox rows not published; they stay in the outbox',
         );
       }

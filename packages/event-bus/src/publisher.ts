@@ -1,11 +1,10 @@
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { Logger } from '@bazaar/logging';
-import { injectContext } from '@bazaar/telemetry';
 import type { Attachment, BrokerConnection } from './broker-connection';
 import { connectionLostError } from './broker-connection';
 import { deadlineError } from './deadline';
 import {
-  envelopeTraceHeaders,
+  envelopeIssues,
   eventIssues,
   invalidEventError,
   type BusEvent,
@@ -13,23 +12,44 @@ import {
 } from './event';
 import type { BusMetrics } from './metrics';
 import { declareExchange } from './topology';
+import { traceHeaders } from './trace-headers';
+
+export { traceHeaders };
 
 /** One event to publish, with headers to send along. */
-export interface OutgoingMessage {
+export interface OutgoingEvent {
   readonly event: BusEvent;
   /**
    * Extra message headers, e.g. the W3C `traceparent` captured when the event was written to an outbox.
-   * Without a `traceparent` here, the active trace context is sent.
+   * Without a `traceparent` here, the envelope's `traceparent` extension or the active trace context is sent.
    */
   readonly headers?: Readonly<Record<string, string>>;
 }
+
+/**
+ * An event already serialized — and validated when it was written, like an outbox row — sent as is
+ * without parsing it again. Only its id and type (which route it) are checked.
+ */
+export interface EncodedEvent {
+  readonly encoded: {
+    readonly id: string;
+    readonly type: string;
+    /** The CloudEvents envelope as JSON. */
+    readonly body: string;
+  };
+  /** As for {@link OutgoingEvent}; without a `traceparent`, the active trace context is sent. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** What `publishBatch` takes. */
+export type OutgoingMessage = OutgoingEvent | EncodedEvent;
 
 /** The content type of a CloudEvent in structured mode (the whole envelope is the body). */
 export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
 
 /** The AMQP properties an event is published with. */
 export function publishProperties(
-  event: BusEvent,
+  event: Pick<BusEvent, 'id' | 'type'>,
   headers: Readonly<Record<string, string>>,
   now: number = Date.now(),
 ): Options.Publish {
@@ -119,7 +139,8 @@ export class Publisher implements Attachment {
   /**
    * Validates and publishes each message, then waits for all confirms, at most `timeoutMs` in total
    * (including the wait for a connection). Never rejects: each message's outcome is in the result, at
-   * its index. Invalid events are not sent.
+   * its index. Invalid events are not sent; encoded ones were validated when written, only their id and
+   * type are checked here.
    */
   async publishBatch(
     messages: readonly OutgoingMessage[],
@@ -128,9 +149,13 @@ export class Publisher implements Attachment {
     const { connection, exchange, validate, metrics } = this.#options;
     const startedAt = performance.now();
     const remainingMs = () => Math.max(0, timeoutMs - (performance.now() - startedAt));
-    const outcomes: (Promise<void> | Error)[] = messages.map(({ event }) => {
-      const issues = eventIssues(event, validate);
-      return issues.length === 0 ? Promise.resolve() : invalidEventError(event, issues);
+    const outcomes: (Promise<void> | Error)[] = messages.map((message) => {
+      const issues =
+        'encoded' in message
+          ? envelopeIssues({ specversion: '1.0', ...message.encoded })
+          : eventIssues(message.event, validate);
+      if (issues.length === 0) return Promise.resolve();
+      return invalidEventError('encoded' in message ? message.encoded : message.event, issues);
     });
     const sendable = messages.flatMap((message, index) =>
       outcomes[index] instanceof Error ? [] : [{ message, index }],
@@ -158,13 +183,16 @@ export class Publisher implements Attachment {
       this.#inFlight.add(pending);
       batch.push(pending);
       outcomes[index] = pending.promise;
-      const { event } = message;
-      const headers = traceHeaders(message);
+      const isEncoded = 'encoded' in message;
+      const event = isEncoded ? message.encoded : message.event;
+      const headers = isEncoded
+        ? traceHeaders({ headers: message.headers })
+        : traceHeaders({ event: message.event, headers: message.headers });
       try {
         const hasRoom = channel.publish(
           exchange,
           event.type,
-          Buffer.from(JSON.stringify(event)),
+          Buffer.from(isEncoded ? message.encoded.body : JSON.stringify(message.event)),
           publishProperties(event, headers),
           (error: unknown) => pending.settle(error === null ? undefined : asError(error)),
         );
@@ -218,20 +246,6 @@ export class Publisher implements Attachment {
     for (const pending of unsettled) pending.settle(error);
     if (unsettled.length > 0) this.#options.connection.reset(error);
   }
-}
-
-/**
- * The message's headers with W3C trace context: the message's own `traceparent` if it has one (stored
- * with an outbox row), else the event's envelope extension, else the active context.
- */
-export function traceHeaders(message: OutgoingMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (message.headers?.['traceparent'] === undefined) {
-    const fromEnvelope = envelopeTraceHeaders(message.event);
-    if (fromEnvelope['traceparent'] === undefined) injectContext(headers);
-    else Object.assign(headers, fromEnvelope);
-  }
-  return Object.assign(headers, message.headers);
 }
 
 function asError(error: unknown): Error {

@@ -1,6 +1,8 @@
+import { trace } from '@opentelemetry/api';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '@bazaar/errors';
+import { startTelemetry } from '@bazaar/telemetry';
 import { eventually, testStack } from '@bazaar/testing';
 import {
   createEventBus,
@@ -154,6 +156,43 @@ describe('PostgreSQL outbox relay', () => {
     await received.waitFor(2, 10_000);
     await relay.stop();
     expect(received.events.map((event) => event.data.n)).toEqual([1, 2]);
+  });
+
+  it('continues the trace of the request whose transaction enqueued the event', async () => {
+    const table = 'outbox_trace';
+    await pool.query(outboxSchemaSql(table));
+    const telemetry = startTelemetry({ serviceName: 'outbox-trace-test' });
+    try {
+      const group = uniqueName('bus-test.outbox');
+      groups.push(group);
+      const traceIds: (string | undefined)[] = [];
+      await bus.consume({
+        group,
+        handlers: {
+          [TEST_TYPE]: () => {
+            traceIds.push(trace.getActiveSpan()?.spanContext().traceId);
+            return Promise.resolve();
+          },
+        },
+      });
+      const requestTraceId = await telemetry.tracer.startActiveSpan(
+        'POST /v1/orders',
+        async (span) => {
+          await inTransaction((client) =>
+            enqueueEvents(client, [testEvent(1)], { validate: validateTestEvent, table }),
+          );
+          span.end();
+          return span.spanContext().traceId;
+        },
+      );
+      // The relay runs outside any request.
+      const relay = startRelay(table);
+      await eventually(() => (traceIds.length === 1 ? true : undefined));
+      await relay.stop();
+      expect(traceIds).toEqual([requestTraceId]);
+    } finally {
+      await telemetry.shutdown();
+    }
   });
 
   it('refuses to enqueue an invalid event', async () => {
