@@ -139,7 +139,7 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
         _id: 'ord_leased' as never,
         owner: 'dead-relay',
         token: 'lost',
-        until: new Date(Date.now() + 3000),
+        until: new Date(Date.now() + 5000),
       });
     const relay = startRelay(orders);
 
