@@ -7,8 +7,15 @@ import pg from 'pg';
 import { format, resolveConfig } from 'prettier';
 import { createEvent, type EventTypes } from '@bazaar/contracts';
 import { createLogger } from '@bazaar/logging';
-import { describeMachine, repoRoot, writeBenchmarkSection } from '@bazaar/stack';
-import { testStack } from '@bazaar/testing';
+import {
+  describeMachine,
+  infraUrls,
+  loadOrCreateSecrets,
+  portOf,
+  readStackConfig,
+  repoRoot,
+  writeBenchmarkSection,
+} from '@bazaar/stack';
 import {
   createEventBus,
   enqueueEvents,
@@ -19,7 +26,7 @@ import {
 } from '../src/index';
 
 // Outbox (PostgreSQL) → relay → RabbitMQ → bus consumer, against raw amqplib publish → consume on the
-// same broker in the same run. Test profile, 127.0.0.1 only, bounded in count and time.
+// same broker in the same run. The bench (or test) profile's servers, 127.0.0.1 only, bounded in count and time.
 const EVENTS = 50_000;
 const GOAL_RATE = 10_000;
 const GOAL_RATIO = 0.35;
@@ -28,7 +35,15 @@ const DATABASE = 'event_bus_bench';
 const RELAY_BATCH = 500;
 const RELAY_WORKERS = 4;
 const ROUNDS = 3;
-const stack = testStack();
+const stackConfig = readStackConfig(); // BAZAAR_PROFILE=bench, set by `npm run bench`
+const secrets = await loadOrCreateSecrets(stackConfig.stateDir);
+const urlsOf = (database?: string) =>
+  infraUrls({ secrets, port: (name) => portOf(stackConfig, name) }, database);
+const stack = {
+  rabbitmq: urlsOf().rabbitmq,
+  postgres: urlsOf().postgres,
+  postgresDatabase: (name: string) => urlsOf(name).postgres,
+};
 const logger = createLogger({ service: 'event-bus-bench', level: 'error' });
 const say = (line: string) => console.log(`  event-bus: ${line}`);
 
@@ -243,8 +258,8 @@ const ratio = result.outbox / result.raw;
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 const section = `## Event bus: outbox → consumer throughput
 
-Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`test\` (RabbitMQ 3.10, one node;
-PostgreSQL 15 with \`fsync=off\`), everything on 127.0.0.1. After a 5,000-event warm-up, ${ROUNDS} alternating rounds
+Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`${stackConfig.profile}\` (RabbitMQ 3.10, one node;
+PostgreSQL 15 with \`fsync=${stackConfig.profile === 'test' ? 'off' : 'on'}\`), everything on 127.0.0.1. After a 5,000-event warm-up, ${ROUNDS} alternating rounds
 (raw, outbox, raw, …); the table shows the medians (all rounds: raw ${result.raws.map((r) => r.toFixed(0)).join(', ')};
 outbox ${result.outboxes.map((r) => r.toFixed(0)).join(', ')} events/s). Load average when the run began: ${loadBefore.toFixed(1)}.
 ${EVENTS.toLocaleString('en-US')} \`order.placed.v1\` events of ${bodies[0]?.length ?? 0} bytes, quorum queues, persistent messages, publisher confirms.
