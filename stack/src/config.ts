@@ -30,7 +30,13 @@ export interface StackConfig {
 }
 
 /** The `bench` profile (npm run bench) runs beside dev and test stacks without disturbing them. */
-const BENCH_PORT_OFFSET = 30000;
+const BENCH_PORT_OFFSET = 3000;
+/**
+ * Every port stays below 32768, where Linux starts handing out ephemeral ports to outgoing
+ * connections: a server restarting on a port inside that range can find it taken by some client's
+ * socket (EADDRINUSE), which is exactly what a busy test run produces.
+ */
+const MAX_PORT_OFFSET = 15000;
 
 const PASSTHROUGH = ['ADMIN_EMAIL', 'ADMIN_PASSWORD'] as const;
 
@@ -43,10 +49,10 @@ export function readStackConfig(
     throw new Error(`BAZAAR_PROFILE must be "dev", "test" or "bench", got "${rawProfile}"`);
   }
   const isRoot = os.userInfo().uid === 0;
-  const testOffset = Number(env.BAZAAR_TEST_PORT_OFFSET ?? '20000');
-  if (!Number.isInteger(testOffset) || testOffset < 1000 || testOffset > 40000) {
+  const testOffset = Number(env.BAZAAR_TEST_PORT_OFFSET ?? '1000');
+  if (!Number.isInteger(testOffset) || testOffset < 1000 || testOffset > MAX_PORT_OFFSET) {
     throw new Error(
-      `BAZAAR_TEST_PORT_OFFSET must be an integer from 1000 to 40000, got "${env.BAZAAR_TEST_PORT_OFFSET}"`,
+      `BAZAAR_TEST_PORT_OFFSET must be an integer from 1000 to ${MAX_PORT_OFFSET}, got "${env.BAZAAR_TEST_PORT_OFFSET}"`,
     );
   }
   const home = path.resolve(env.BAZAAR_HOME ?? defaultHome(isRoot));

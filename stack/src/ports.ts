@@ -1,5 +1,5 @@
 /**
- * Project-owned loopback ports of the `dev` profile. The `test` profile adds an offset (20000 unless
+ * Project-owned loopback ports of the `dev` profile. The `test` profile adds an offset (1000 unless
  * BAZAAR_TEST_PORT_OFFSET says otherwise) to each, so a developer's running stack and the test suite's
  * never collide (nor a system-wide PostgreSQL or Redis).
  */
