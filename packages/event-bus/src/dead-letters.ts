@@ -82,6 +82,23 @@ export async function openDeadLetterAdmin(
   const within = <T>(work: Promise<T>, what: string) => withDeadline(work, timeoutMs, what);
 
   /** Opens a channel and reads every message the DLQ held at that moment, leaving them unacked. */
+  /** Polls a queue's depth until it holds at least `depth` messages (bounded by a deadline). */
+  async function waitForDepth(queue: string, depth: number): Promise<void> {
+    if (depth === 0) return;
+    const channel = await within(model.createConfirmChannel(), 'RabbitMQ channel open');
+    channel.on('error', () => undefined);
+    try {
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline) {
+        const { messageCount } = await within(channel.checkQueue(queue), 'RabbitMQ queue check');
+        if (messageCount >= depth) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      await closeChannel(channel);
+    }
+  }
+
   async function readAll(
     group: string,
     limit: number,
@@ -126,12 +143,15 @@ export async function openDeadLetterAdmin(
 
   return {
     async list(group, { limit = 100 } = {}) {
-      const { channel, messages } = await readAll(group, limit);
+      const { channel, messages, queues } = await readAll(group, limit);
       try {
         return messages.map(describe);
       } finally {
-        // Closing the channel returns every unacknowledged message to the DLQ.
+        // Closing the channel returns every unacknowledged message to the DLQ; a quorum queue
+        // applies those returns through its log, a moment later. Wait for them, so that what
+        // runs next (another list, a replay) sees every dead letter again.
         await closeChannel(channel);
+        await waitForDepth(queues.deadLetter, messages.length);
       }
     },
 
