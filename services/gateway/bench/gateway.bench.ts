@@ -274,8 +274,9 @@ http {
 Node HTTP server, its own process, ~200-byte JSON), autocannon with ${CONNECTIONS} connections for
 ${DURATION_SECONDS} s after a ${WARMUP_SECONDS} s warm-up, GET /v1/items (a route the edge does not
 cache), 127.0.0.1 only. Everything shares the machine's cores with the load generator, so read the
-ratios, not the absolute numbers. "Full chain" = CORS, request size limit, JWT (ES256, JWKS cached),
-Redis GCRA rate limiting (limit never reached), registry discovery, trace context; added latency is
+ratios, not the absolute numbers. "Full chain" = CORS, request size limit, JWT (ES256, JWKS cached;
+one token, so its signature is verified once and remembered until it expires), Redis GCRA rate
+limiting (limit never reached; auto-pipelined), registry discovery, trace context; added latency is
 relative to the nginx baseline.
 
 ${describeMachine()}

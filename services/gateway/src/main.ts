@@ -32,6 +32,8 @@ try {
           maxRetriesPerRequest: 1,
           enableOfflineQueue: false,
           commandTimeout: 500,
+          // Rate-limit checks of concurrent requests share one write (and one read) per tick.
+          enableAutoPipelining: true,
         });
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));

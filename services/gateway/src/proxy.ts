@@ -41,6 +41,9 @@ export const IDENTITY_HEADERS = [
   'x-authenticated-userid',
 ] as const;
 
+/** Never forwarded upstream: hop-by-hop headers and clients' copies of the identity headers. */
+const alwaysDropped: ReadonlySet<string> = new Set<string>([...hopByHop, ...IDENTITY_HEADERS]);
+
 const idempotentMethods = new Set<string>(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 // Errors raised before a request could reach the upstream: safe to retry for any method.
 const notSentCodes = new Set([
@@ -85,10 +88,14 @@ export interface ProxyDeps {
 
 function outgoingHeaders(request: ProxyRequest): Record<string, string> {
   const headers: Record<string, string> = {};
-  const dropped = new Set<string>([...hopByHop, ...IDENTITY_HEADERS]);
+  let dropped: ReadonlySet<string> = alwaysDropped;
   const connection = request.headers.connection;
   if (typeof connection === 'string') {
-    for (const name of connection.split(',')) dropped.add(name.trim().toLowerCase());
+    // Only a Connection header naming other headers needs a set of its own.
+    const named = connection.split(',').map((name) => name.trim().toLowerCase());
+    if (named.some((name) => !alwaysDropped.has(name))) {
+      dropped = new Set<string>([...alwaysDropped, ...named]);
+    }
   }
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined || dropped.has(name)) continue;
@@ -132,8 +139,24 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
       retryAfterSeconds: admission.retryAfterSeconds,
     });
   }
-  const deadline = AbortSignal.timeout(request.timeoutMs);
-  const signal = AbortSignal.any([deadline, request.clientSignal]);
+  // One controller for the deadline and the client (cheaper than AbortSignal.timeout + any per
+  // request); the deadline also bounds the response body, so its timer ends with the body.
+  const controller = new AbortController();
+  const { signal } = controller;
+  let isTimedOut = false;
+  const timer = setTimeout(() => {
+    isTimedOut = true;
+    controller.abort(new DOMException('The operation timed out.', 'TimeoutError'));
+  }, request.timeoutMs);
+  timer.unref();
+  const onClientAbort = () => controller.abort(request.clientSignal.reason);
+  if (request.clientSignal.aborted) onClientAbort();
+  else request.clientSignal.addEventListener('abort', onClientAbort, { once: true });
+  const release = () => {
+    clearTimeout(timer);
+    request.clientSignal.removeEventListener('abort', onClientAbort);
+  };
+  let isReleasedByBody = false;
   const tried = new Set<string>();
   const isIdempotent = idempotentMethods.has(request.method);
   const headers = outgoingHeaders(request);
@@ -150,6 +173,11 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
         const canRetry = isFailure && isIdempotent && attempt < request.retries;
         if (!canRetry) {
           exchangeOk = !isFailure;
+          const { body } = outcome.response;
+          if (!body.closed) {
+            body.once('close', release);
+            isReleasedByBody = true;
+          }
           return outcome.response;
         }
         await outcome.response.body.dump().catch(() => undefined);
@@ -157,7 +185,7 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
         continue;
       }
       lastError = outcome.error;
-      if (deadline.aborted) {
+      if (isTimedOut) {
         throw new AppError(
           'UPSTREAM_TIMEOUT',
           `${request.serviceName} did not answer within ${request.timeoutMs} ms.`,
@@ -178,7 +206,11 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
       cause: lastError,
     });
   } finally {
-    upstream.recordExchange(exchangeOk, admission.isTrial);
+    if (!isReleasedByBody) release();
+    // A client that went away says nothing about the service (a load generator closing its
+    // connections must not open the breaker for everyone else).
+    if (!exchangeOk && request.clientSignal.aborted) upstream.abandonExchange(admission.isTrial);
+    else upstream.recordExchange(exchangeOk, admission.isTrial);
   }
 }
 

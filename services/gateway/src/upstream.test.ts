@@ -82,4 +82,15 @@ describe('Upstream', () => {
     expect(pool.breakerState()).toBe('closed');
     expect(pool.admit()).toEqual({ allowed: true, isTrial: false });
   });
+
+  it('leaves the breaker alone for exchanges abandoned by their client, freeing a trial slot', () => {
+    const { pool, advance } = upstream();
+    for (let i = 0; i < 10; i++) pool.abandonExchange(false);
+    expect(pool.breakerState()).toBe('closed');
+    for (let i = 0; i < 3; i++) pool.recordExchange(false, false);
+    advance(10_000);
+    expect(pool.admit()).toEqual({ allowed: true, isTrial: true });
+    pool.abandonExchange(true);
+    expect(pool.admit()).toEqual({ allowed: true, isTrial: true });
+  });
 });

@@ -94,6 +94,14 @@ export class Upstream {
     }
   }
 
+  /**
+   * Ends an exchange that says nothing about the service (its client went away first): a trial
+   * slot is freed, the breaker's count is left as it was.
+   */
+  abandonExchange(isTrial: boolean): void {
+    if (isTrial) this.#isTrialInFlight = false;
+  }
+
   breakerState(): BreakerState {
     return this.#breaker;
   }
