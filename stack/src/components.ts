@@ -75,6 +75,16 @@ export interface ComponentSpec {
   readonly fingerprint?: () => string | undefined;
   /** True when the component cannot run yet (e.g. a service whose bundle is missing). */
   readonly isAvailable?: () => boolean;
+  /**
+   * Follows the instances of another component: after `npm run scale` changes them, `reconfigure`
+   * gets the ports of its instances (to rewrite this component's config), then this component's
+   * running instances receive `signal` (a graceful reload, e.g. nginx's SIGHUP).
+   */
+  readonly follows?: {
+    readonly component: string;
+    readonly reconfigure: (ctx: StackContext, ports: readonly number[]) => Promise<void>;
+    readonly signal: NodeJS.Signals;
+  };
 }
 
 /** Connection URLs of the infrastructure, as services and tests receive them. */
@@ -368,6 +378,27 @@ function gatewayLimits(ctx: StackContext): Record<string, string> {
   };
 }
 
+/** Writes the edge's nginx.conf, its upstream block listing the gateway instances on `gatewayPorts`. */
+async function writeEdgeConfig(ctx: StackContext, gatewayPorts: readonly number[]): Promise<void> {
+  const prefix = ctx.dataDir('edge');
+  const conf = renderEdgeConfig({
+    declarativeYaml: readFileSync(
+      path.join(repoRoot, 'services', 'gateway', 'gateway.yaml'),
+      'utf8',
+    ),
+    prefix,
+    listenPort: ctx.port('edge'),
+    upstreams: gatewayPorts.map((port) => `127.0.0.1:${port}`),
+    tls: {
+      port: ctx.port('edge-tls'),
+      certificate: path.join(prefix, 'tls', 'cert.pem'),
+      key: path.join(prefix, 'tls', 'key.pem'),
+    },
+    vars: gatewayLimits(ctx),
+  });
+  await writeOwnedFile(path.join(prefix, 'nginx.conf'), conf, ctx.serviceUser);
+}
+
 /** The public entry: nginx in front of the gateway, its config generated from the gateway's file. */
 const edge: ComponentSpec = {
   name: 'edge',
@@ -407,18 +438,14 @@ const edge: ComponentSpec = {
         await chown(certificate, ctx.serviceUser.uid, ctx.serviceUser.gid);
       }
     }
-    const conf = renderEdgeConfig({
-      declarativeYaml: readFileSync(
-        path.join(repoRoot, 'services', 'gateway', 'gateway.yaml'),
-        'utf8',
-      ),
-      prefix,
-      listenPort: ctx.port('edge'),
-      upstreams: [`127.0.0.1:${ctx.port('gateway')}`],
-      tls: { port: ctx.port('edge-tls'), certificate, key },
-      vars: gatewayLimits(ctx),
-    });
-    await writeOwnedFile(path.join(prefix, 'nginx.conf'), conf, ctx.serviceUser);
+    await writeEdgeConfig(ctx, [ctx.port('gateway')]);
+  },
+  // `npm run scale -- gateway=N`: the upstream block lists every gateway instance, nginx reloads.
+  follows: {
+    component: 'gateway',
+    reconfigure: (ctx, ports) =>
+      writeEdgeConfig(ctx, ports.length > 0 ? ports : [ctx.port('gateway')]),
+    signal: 'SIGHUP',
   },
   launch: (ctx) => {
     const prefix = ctx.dataDir('edge');

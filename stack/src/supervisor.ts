@@ -447,6 +447,26 @@ export class Supervisor {
     }
     await Promise.all(added.map((instance) => this.waitReady(instance)));
     this.recordPids();
+    await this.reconfigureFollowers(name, progress);
+  }
+
+  /** Rewrites the config of the components that follow `name`'s instances and reloads them. */
+  private async reconfigureFollowers(name: string, progress: Progress): Promise<void> {
+    const ports = (this.instances.get(name) ?? []).map((instance) => instance.slot.port);
+    for (const spec of this.specs.values()) {
+      if (spec.follows?.component !== name) continue;
+      await spec.follows.reconfigure(this.options.ctx, ports);
+      for (const instance of this.instances.get(spec.name) ?? []) {
+        const pid = instance.pid;
+        if (pid === undefined || instance.stopping) continue;
+        try {
+          process.kill(pid, spec.follows.signal);
+        } catch {
+          // Gone meanwhile: its restart reads the new config.
+        }
+      }
+      progress(`reconfigured ${spec.name} for ${ports.length} ${name} instance(s)`);
+    }
   }
 
   private async freePort(): Promise<number> {
