@@ -2,11 +2,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ComponentSpec, StackContext } from './components';
-import { readStackConfig } from './config';
-import { isAlive } from './proc';
-import { httpProbe } from './probes';
-import { Supervisor } from './supervisor';
+import type { ComponentSpec, StackContext } from '../src/components';
+import { readStackConfig } from '../src/config';
+import { isAlive } from '../src/proc';
+import { httpProbe } from '../src/probes';
+import { Supervisor } from '../src/supervisor';
 
 // Real child processes (small Node.js HTTP servers), not mocks: the supervisor's whole job is
 // process handling, so that is what these tests exercise.
