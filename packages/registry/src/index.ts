@@ -14,4 +14,4 @@ export {
   type RegistryLogger,
 } from './etcd-registry';
 export { createDnsDiscovery, type DnsDiscoveryOptions, type Resolve4 } from './dns-discovery';
-export { registerService, type RegisterServiceOptions } from './register-service';
+export { registerInstance, registerService, type RegisterServiceOptions } from './register-service';

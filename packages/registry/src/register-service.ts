@@ -55,3 +55,30 @@ export async function registerService(
     { name: 'registry lease', close: () => registration.close() },
   ];
 }
+
+/** The configuration fields every service has that registration reads. */
+export interface RegistrationConfig {
+  readonly ETCD_URL?: string | undefined;
+  readonly SERVICE_INSTANCE_ID?: string | undefined;
+  readonly HOST: string;
+}
+
+/**
+ * {@link registerService} for a service's own configuration: the one line a `main.ts` needs after
+ * `runService` has bound its port.
+ */
+export function registerInstance(
+  service: string,
+  config: RegistrationConfig,
+  port: number,
+  logger?: RegistryLogger,
+): Promise<{ name: string; close(): Promise<void> }[]> {
+  return registerService({
+    etcdUrl: config.ETCD_URL,
+    service,
+    instanceId: config.SERVICE_INSTANCE_ID,
+    host: config.HOST,
+    port,
+    ...(logger === undefined ? {} : { logger }),
+  });
+}

@@ -1,6 +1,6 @@
 // Composition root: config → logger → telemetry → discovery + redis → gateway → listen → drain.
 import path from 'node:path';
-import { createDnsDiscovery, createEtcdRegistry, registerService } from '@bazaar/registry';
+import { createDnsDiscovery, createEtcdRegistry, registerInstance } from '@bazaar/registry';
 import { bootstrapService, runService, type Closer } from '@bazaar/service-kit';
 import { Redis } from 'ioredis';
 import { buildGateway } from './app';
@@ -55,16 +55,7 @@ try {
     telemetry,
     onShutdown: closers,
   });
-  closers.push(
-    ...(await registerService({
-      etcdUrl: config.ETCD_URL,
-      service,
-      instanceId: config.SERVICE_INSTANCE_ID,
-      host: config.HOST,
-      port: running.port,
-      logger,
-    })),
-  );
+  closers.push(...(await registerInstance(service, config, running.port, logger)));
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');
   for (const closer of [...closers].reverse())

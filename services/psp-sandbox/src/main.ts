@@ -1,5 +1,5 @@
 // Composition root: config → logger → telemetry → app → listen, drain on SIGTERM.
-import { registerService } from '@bazaar/registry';
+import { registerInstance } from '@bazaar/registry';
 import { bootstrapService, runService, type Closer } from '@bazaar/service-kit';
 import { buildApp } from './app';
 import { readConfig } from './config';
@@ -14,16 +14,7 @@ const app = buildApp({ config, logger, telemetry });
 const closers: Closer[] = [];
 try {
   const running = await runService({ app, config, logger, telemetry, onShutdown: closers });
-  closers.push(
-    ...(await registerService({
-      etcdUrl: config.ETCD_URL,
-      service,
-      instanceId: config.SERVICE_INSTANCE_ID,
-      host: config.HOST,
-      port: running.port,
-      logger,
-    })),
-  );
+  closers.push(...(await registerInstance(service, config, running.port, logger)));
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');
   await telemetry.shutdown();

@@ -2,7 +2,7 @@
 // outbox relay → app → listen, drain on SIGTERM.
 import { validateEvent } from '@bazaar/contracts';
 import { createEventBus, startPgOutboxRelay } from '@bazaar/event-bus';
-import { registerService } from '@bazaar/registry';
+import { registerInstance } from '@bazaar/registry';
 import { bootstrapService, runService, type Closer } from '@bazaar/service-kit';
 import { buildApp } from './app';
 import { readConfig } from './config';
@@ -51,16 +51,7 @@ try {
     telemetry,
     onShutdown: closers,
   });
-  closers.push(
-    ...(await registerService({
-      etcdUrl: config.ETCD_URL,
-      service,
-      instanceId: config.SERVICE_INSTANCE_ID,
-      host: config.HOST,
-      port: running.port,
-      logger,
-    })),
-  );
+  closers.push(...(await registerInstance(service, config, running.port, logger)));
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');
   users.stop();
