@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '@bazaar/errors';
 import { eventually, startPrivateServers, type PrivateServers } from '@bazaar/testing';
@@ -19,7 +19,7 @@ import {
   validateTestEvent,
   type TestEvent,
 } from './broker-fixture';
-import { dropDatabase, freshDatabase } from './database-fixture';
+import { dropDatabase, freshDatabase, testPool } from './database-fixture';
 
 // These tests kill and pause the broker, so it is a private one; PostgreSQL is the shared test cluster.
 const database = 'event_bus_faults';
@@ -28,7 +28,7 @@ let pool: pg.Pool;
 
 beforeAll(async () => {
   servers = await startPrivateServers(['rabbitmq']);
-  pool = new pg.Pool({ connectionString: await freshDatabase(database), max: 16 });
+  pool = testPool({ connectionString: await freshDatabase(database), max: 16 });
 });
 
 afterAll(async () => {

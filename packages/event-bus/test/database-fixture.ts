@@ -29,3 +29,14 @@ export async function dropDatabase(name: string, serverUrl = testStack().postgre
     await admin.end();
   }
 }
+
+/**
+ * A pool whose idle connections may die without crashing the test process: the server restarts
+ * (the stack's SIGKILL test), or a database is force-dropped while a connection is still closing.
+ * A pool without an 'error' listener turns either into an uncaught exception.
+ */
+export function testPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on('error', () => undefined);
+  return pool;
+}

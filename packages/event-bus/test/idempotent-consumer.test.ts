@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@bazaar/stack';
 import { testStack } from '@bazaar/testing';
@@ -20,7 +20,7 @@ import {
   validateTestEvent,
   waitUntilDrained,
 } from './broker-fixture';
-import { dropDatabase, freshDatabase } from './database-fixture';
+import { dropDatabase, freshDatabase, testPool } from './database-fixture';
 
 const url = testStack().rabbitmq;
 const exchange = uniqueName('bus-test.events');
@@ -32,7 +32,7 @@ let bus: EventBus;
 
 beforeAll(async () => {
   databaseUrl = await freshDatabase(database);
-  pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+  pool = testPool({ connectionString: databaseUrl, max: 8 });
   await pool.query(processedEventsSchemaSql());
   await pool.query('CREATE TABLE crash_effects (event_id text NOT NULL)');
   bus = createEventBus({ url, logger: testLogger, validate: validateTestEvent, exchange });

@@ -1,5 +1,5 @@
 import { trace } from '@opentelemetry/api';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '@bazaar/errors';
 import { startTelemetry } from '@bazaar/telemetry';
@@ -23,7 +23,7 @@ import {
   waitUntilDrained,
   type TestEvent,
 } from './broker-fixture';
-import { dropDatabase, freshDatabase } from './database-fixture';
+import { dropDatabase, freshDatabase, testPool } from './database-fixture';
 
 const url = testStack().rabbitmq;
 const exchange = uniqueName('bus-test.events');
@@ -33,7 +33,7 @@ let pool: pg.Pool;
 let bus: EventBus;
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: await freshDatabase(database), max: 12 });
+  pool = testPool({ connectionString: await freshDatabase(database), max: 12 });
   bus = createEventBus({ url, logger: testLogger, validate: validateTestEvent, exchange });
 });
 
@@ -211,7 +211,7 @@ describe('PostgreSQL outbox relay', () => {
   it('two relay instances on one outbox publish every event exactly once between them', async () => {
     const table = 'outbox_two_relays';
     const { received, group } = await setUp(table);
-    const otherPool = new pg.Pool({
+    const otherPool = testPool({
       connectionString: testStack().postgresDatabase(database),
       max: 6,
     });
