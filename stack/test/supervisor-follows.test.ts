@@ -26,7 +26,9 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-let nextPort = 43_000 + Math.floor(Math.random() * 2_000);
+// Below 32768, where the kernel hands out ephemeral ports to client sockets (a listen there can
+// fail with EADDRINUSE on a busy machine).
+let nextPort = 25_000 + Math.floor(Math.random() * 3_000);
 
 function component(name: string, env: Record<string, string> = {}): ComponentSpec {
   const basePort = nextPort++;
