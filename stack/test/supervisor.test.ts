@@ -1,116 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ComponentSpec, StackContext } from '../src/components';
-import { readStackConfig } from '../src/config';
 import { isAlive } from '../src/proc';
-import { httpProbe } from '../src/probes';
-import { Supervisor } from '../src/supervisor';
+import { cleanUp, component, supervise, until } from './supervisor.fixture';
 
 // Real child processes (small Node.js HTTP servers), not mocks: the supervisor's whole job is
 // process handling, so that is what these tests exercise.
-const SERVER = `
-  const http = require('node:http');
-  const { spawn } = require('node:child_process');
-  const fs = require('node:fs');
-  if (process.env.GRANDCHILD_FILE) {
-    const grandchild = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    fs.writeFileSync(process.env.GRANDCHILD_FILE, String(grandchild.pid));
-  }
-  if (process.env.CRASH) { console.error('boom: configured to crash'); process.exit(3); }
-  let answered = 0;
-  http.createServer((req, res) => {
-    // WEDGE_AFTER=n: answer n requests, then hang like a wedged process (alive, never answering).
-    answered += 1;
-    if (process.env.WEDGE_AFTER && answered > Number(process.env.WEDGE_AFTER)) return;
-    res.end(process.env.NAME);
-  }).listen(Number(process.env.PORT), '127.0.0.1');
-`;
-
-const dirs: string[] = [];
-const supervisors: Supervisor[] = [];
-
-afterEach(async () => {
-  await Promise.all(supervisors.splice(0).map((supervisor) => supervisor.down(() => undefined)));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-// Below 32768, where the kernel hands out ephemeral ports to client sockets (a listen there can
-// fail with EADDRINUSE on a busy machine).
-let nextPort = 21_000 + Math.floor(Math.random() * 3_000);
-
-function component(
-  name: string,
-  options: {
-    dependsOn?: string[];
-    env?: Record<string, string>;
-    startTimeoutMs?: number;
-    restartWhenUnhealthyForMs?: number;
-  } = {},
-) {
-  const basePort = nextPort++;
-  const spec: ComponentSpec = {
-    name,
-    kind: 'service',
-    dependsOn: options.dependsOn ?? [],
-    tools: [],
-    scalable: true,
-    port: 'users',
-    launch: (_ctx, slot) => ({
-      command: process.execPath,
-      args: ['-e', SERVER],
-      env: { NAME: name, PORT: String(slot.index === 0 ? basePort : slot.port), ...options.env },
-      asServiceUser: false,
-    }),
-    probe: (_ctx, slot) =>
-      httpProbe(`http://127.0.0.1:${slot.index === 0 ? basePort : slot.port}/`),
-    url: (_ctx, slot) => `http://127.0.0.1:${slot.index === 0 ? basePort : slot.port}`,
-    stopSignal: 'SIGTERM',
-    stopTimeoutMs: 2_000,
-    startTimeoutMs: options.startTimeoutMs ?? 4_000,
-    ...(options.restartWhenUnhealthyForMs === undefined
-      ? {}
-      : { restartWhenUnhealthyForMs: options.restartWhenUnhealthyForMs }),
-  };
-  return spec;
-}
-
-function supervise(specs: ComponentSpec[], events: string[] = []) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bazaar-supervisor-'));
-  dirs.push(dir);
-  const config = { ...readStackConfig('test'), stateDir: dir };
-  const ctx: StackContext = {
-    config,
-    secrets: { postgresPassword: 'x', rabbitmqPassword: 'x', redisPassword: 'x' },
-    tools: {},
-    serviceUser: undefined,
-    port: () => nextPort++,
-    dataDir: (name) => path.join(dir, name),
-  };
-  const supervisor = new Supervisor({
-    specs,
-    ctx,
-    logsDir: path.join(dir, 'logs'),
-    pidFile: path.join(dir, 'children.json'),
-    log: (event, fields) => events.push(`${event} ${String(fields.name)}`),
-    probeIntervalMs: 100,
-    backoff: { initialMs: 50, maxMs: 400, resetAfterMs: 10_000 },
-    baseEnv: config.childEnv,
-  });
-  supervisors.push(supervisor);
-  return { supervisor, dir };
-}
-
-async function until<T>(check: () => T | undefined, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+afterEach(cleanUp);
 
 describe('Supervisor', () => {
   it('orders components by dependency, even against declaration order', () => {
