@@ -7,20 +7,18 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEtcdRegistry } from '@bazaar/registry';
 import {
   describeMachine,
-  infraUrls,
-  loadOrCreateSecrets,
-  portOf,
+  freePort,
   readStackConfig,
   repoRoot,
   writeBenchmarkSection,
 } from '@bazaar/stack';
+import { testStack } from '@bazaar/testing';
 import autocannon from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderEdgeConfig } from '../../../stack/edge/src/nginx-config';
@@ -31,26 +29,10 @@ const CONNECTIONS = 32;
 const NGINX = '/usr/sbin/nginx';
 
 const stack = readStackConfig(); // BAZAAR_PROFILE=bench, set by `npm run bench`
-const urls = infraUrls({
-  secrets: await loadOrCreateSecrets(stack.stateDir),
-  port: (name) => portOf(stack, name),
-});
+const urls = testStack();
 const serviceDir = path.join(repoRoot, 'services', 'gateway');
 const children: ChildProcess[] = [];
 const work = await mkdtemp(path.join(tmpdir(), 'bazaar-gateway-bench-'));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
-}
 
 async function waitFor(url: string): Promise<void> {
   const deadline = Date.now() + 20_000;

@@ -3,18 +3,16 @@
 // The same run measures /livez of the same process as the framework baseline.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   describeMachine,
-  infraUrls,
-  loadOrCreateSecrets,
-  portOf,
+  freePort,
   readStackConfig,
   repoRoot,
   writeBenchmarkSection,
 } from '@bazaar/stack';
+import { testStack } from '@bazaar/testing';
 import autocannon from 'autocannon';
 import pg from 'pg';
 
@@ -28,25 +26,10 @@ const PASSWORD = 'benchmark password 1234';
 const LOGIN_ACCOUNTS = 64;
 
 const stack = readStackConfig(); // BAZAAR_PROFILE=bench, set by `npm run bench`
-const urls = infraUrls(
-  { secrets: await loadOrCreateSecrets(stack.stateDir), port: (name) => portOf(stack, name) },
-  DATABASE,
-);
-const adminUrl = urls.postgres.replace(/\/[^/]*$/, '/bazaar');
+const infra = testStack();
+const urls = { ...infra, postgres: infra.postgresDatabase(DATABASE) };
+const adminUrl = infra.postgres;
 const serviceDir = path.join(repoRoot, 'services', 'users');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
-}
 
 async function withAdmin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
