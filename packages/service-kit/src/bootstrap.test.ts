@@ -12,7 +12,10 @@ describe('bootstrapService', () => {
     const { config, logger, telemetry } = bootstrapService('bootstrap-test', () => parsed);
     expect(config).toBe(parsed);
     expect(logger.level).toBe('warn');
-    expect((await telemetry.renderMetrics()).body).toContain('bootstrap');
+    // The telemetry resource carries the service name and the configured instance id.
+    expect((await telemetry.renderMetrics()).body).toMatch(
+      /target_info\{service_name="bootstrap-test",service_instance_id="x-1"/,
+    );
     await telemetry.shutdown();
   });
 
