@@ -108,7 +108,7 @@ function requireTool<K extends keyof ToolPaths>(ctx: StackContext, key: K): Tool
 }
 
 /** Databases the stack creates in its PostgreSQL cluster (one per owning service + FerretDB's). */
-const POSTGRES_DATABASES = ['bazaar', 'ferretdb', 'users'] as const;
+const POSTGRES_DATABASES = ['bazaar', 'ferretdb', 'users', 'payments', 'notifications'] as const;
 
 const postgres: ComponentSpec = {
   name: 'postgres',
@@ -471,6 +471,43 @@ const edge: ComponentSpec = {
   startTimeoutMs: 20_000,
 };
 
+/** The SMTP sink: MailDev (npm) receives every email the notifications service sends. */
+const mail: ComponentSpec = {
+  name: 'mail',
+  kind: 'infra',
+  dependsOn: [],
+  tools: [],
+  scalable: false,
+  port: 'mail',
+  prepare: (ctx) => ownedDir(ctx.dataDir('mail'), ctx.serviceUser),
+  launch: (ctx, slot) => ({
+    command: process.execPath,
+    args: [
+      path.join(repoRoot, 'node_modules', 'maildev', 'dist', 'bin', 'maildev.js'),
+      '--ip',
+      '127.0.0.1',
+      '--smtp',
+      String(ctx.port('mail-smtp')),
+      '--web-ip',
+      '127.0.0.1',
+      '--web',
+      String(slot.port),
+      '--mail-directory',
+      ctx.dataDir('mail'),
+      '--max-emails',
+      '5000',
+      '--silent',
+    ],
+    asServiceUser: true,
+  }),
+  probe: (_ctx, slot) => httpProbe(`http://127.0.0.1:${slot.port}/api/healthz`),
+  url: (_ctx, slot) => `http://127.0.0.1:${slot.port}`,
+  stopSignal: 'SIGTERM',
+  stopTimeoutMs: 10_000,
+  startTimeoutMs: 20_000,
+  restartWhenUnhealthyForMs: 30_000,
+};
+
 /** The esbuild bundle a service runs from (see build.ts). */
 export function serviceBundle(name: string): string {
   return path.join(repoRoot, 'services', name, 'dist', 'main.mjs');
@@ -503,6 +540,8 @@ function service(name: string, options: ServiceOptions): ComponentSpec {
         LOG_LEVEL: 'info',
         // Every instance registers itself; the gateway finds them through the registry.
         ETCD_URL: infraUrls(ctx).etcd,
+        // Services verify access tokens themselves, with the users service's published keys.
+        JWKS_URL: `http://127.0.0.1:${ctx.port('users')}/.well-known/jwks.json`,
         ...options.env?.(ctx),
       },
       asServiceUser: false,
@@ -529,6 +568,7 @@ export const componentSpecs: readonly ComponentSpec[] = [
   redis,
   rabbitmq,
   etcd,
+  mail,
   edge,
   service('psp-sandbox', { port: 'psp-sandbox', dependsOn: ['etcd'] }),
   service('gateway', {
@@ -554,6 +594,53 @@ export const componentSpecs: readonly ComponentSpec[] = [
         ...ctx.config.passthrough,
       };
     },
+  }),
+  service('orders', {
+    port: 'orders',
+    dependsOn: ['mongo', 'rabbitmq', 'etcd'],
+    env: (ctx) => {
+      const urls = infraUrls(ctx);
+      return {
+        MONGO_URL: `${urls.mongo}orders`,
+        RABBITMQ_URL: urls.rabbitmq,
+        REDIS_URL: urls.redis,
+      };
+    },
+  }),
+  service('payments', {
+    port: 'payments',
+    dependsOn: ['postgres', 'rabbitmq', 'etcd', 'psp-sandbox'],
+    env: (ctx) => {
+      const urls = infraUrls(ctx, 'payments');
+      return {
+        DATABASE_URL: urls.postgres,
+        RABBITMQ_URL: urls.rabbitmq,
+        PSP_URL: `http://127.0.0.1:${ctx.port('psp-sandbox')}`,
+      };
+    },
+  }),
+  service('notifications', {
+    port: 'notifications',
+    dependsOn: ['postgres', 'rabbitmq', 'etcd', 'mail'],
+    env: (ctx) => {
+      const urls = infraUrls(ctx, 'notifications');
+      return {
+        DATABASE_URL: urls.postgres,
+        RABBITMQ_URL: urls.rabbitmq,
+        SMTP_URL: `smtp://127.0.0.1:${ctx.port('mail-smtp')}`,
+        MAIL_FROM: 'Bazaar <no-reply@bazaar.local>',
+        OPERATORS_EMAIL: 'operators@bazaar.local',
+        ALERT_WEBHOOK_TOKEN: ctx.secrets.alertWebhookToken,
+      };
+    },
+  }),
+  service('analytics', {
+    port: 'analytics',
+    dependsOn: ['rabbitmq', 'etcd'],
+    env: (ctx) => ({
+      RABBITMQ_URL: infraUrls(ctx).rabbitmq,
+      WAREHOUSE_PATH: path.join(ctx.dataDir('analytics'), 'warehouse.duckdb'),
+    }),
   }),
 ];
 

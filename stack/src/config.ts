@@ -64,7 +64,8 @@ export function readStackConfig(
   return Object.freeze({
     profile: rawProfile,
     home,
-    toolsDir: path.join(home, 'tools'),
+    // Several checkouts (e.g. git worktrees) may share one tools dir: FerretDB and Jaeger are built once.
+    toolsDir: path.resolve(env.BAZAAR_TOOLS_DIR ?? path.join(home, 'tools')),
     stateDir: path.join(home, rawProfile),
     skipInstall: env.BAZAAR_SKIP_INSTALL === '1',
     passthrough: Object.freeze(passthrough),

@@ -21,6 +21,17 @@ export const devPorts = {
   epmd: 14369,
   etcd: 12379,
   'etcd-peer': 12380,
+  /** MailDev: its web UI / REST API (`url` in status) and the SMTP port services send to. */
+  mail: 11080,
+  'mail-smtp': 11025,
+  prometheus: 19090,
+  alertmanager: 19093,
+  /** Jaeger v2: the query API (`url` in status) and the OTLP receivers services export to. */
+  jaeger: 16686,
+  'jaeger-otlp-grpc': 14317,
+  'jaeger-otlp-http': 14318,
+  elasticsearch: 19200,
+  'elasticsearch-transport': 19300,
 } as const;
 
 export type PortName = keyof typeof devPorts;

@@ -8,6 +8,8 @@ export interface StackSecrets {
   readonly postgresPassword: string;
   readonly rabbitmqPassword: string;
   readonly redisPassword: string;
+  /** Bearer token Alertmanager presents to the notifications service's alert webhook. */
+  readonly alertWebhookToken: string;
 }
 
 const generate = () => randomBytes(18).toString('base64url');
@@ -18,13 +20,29 @@ export function secretsFile(stateDir: string): string {
 
 export async function loadOrCreateSecrets(stateDir: string): Promise<StackSecrets> {
   const file = secretsFile(stateDir);
-  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as StackSecrets;
+  const existing = existsSync(file)
+    ? (JSON.parse(await readFile(file, 'utf8')) as Partial<StackSecrets>)
+    : undefined;
+  // A secret added by a newer version is generated once and kept beside the older ones.
   const secrets: StackSecrets = {
-    postgresPassword: generate(),
-    rabbitmqPassword: generate(),
-    redisPassword: generate(),
+    postgresPassword: existing?.postgresPassword ?? generate(),
+    rabbitmqPassword: existing?.rabbitmqPassword ?? generate(),
+    redisPassword: existing?.redisPassword ?? generate(),
+    alertWebhookToken: existing?.alertWebhookToken ?? generate(),
   };
+  if (existing !== undefined && Object.keys(existing).length === Object.keys(secrets).length) {
+    return secrets;
+  }
   await mkdir(stateDir, { recursive: true });
-  await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    // First creation is exclusive: two processes starting at once end up with the same secrets.
+    await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`, {
+      mode: 0o600,
+      flag: existing === undefined ? 'wx' : 'w',
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreateSecrets(stateDir);
+    throw error;
+  }
   return secrets;
 }

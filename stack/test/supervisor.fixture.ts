@@ -92,7 +92,7 @@ export function supervise(specs: ComponentSpec[], events: string[] = []) {
   const config = { ...readStackConfig('test'), stateDir: dir };
   const ctx: StackContext = {
     config,
-    secrets: { postgresPassword: 'x', rabbitmqPassword: 'x', redisPassword: 'x' },
+    secrets: { postgresPassword: 'x', rabbitmqPassword: 'x', redisPassword: 'x', alertWebhookToken: 'x' },
     tools: {},
     serviceUser: undefined,
     port: () => nextPort++,

@@ -1,0 +1,114 @@
+import { AppError } from '@bazaar/errors';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+/** A user, as a verified access token describes them. */
+export interface Principal {
+  readonly userId: string;
+  readonly roles: readonly string[];
+  readonly claims: JWTPayload;
+}
+
+export interface VerifierOptions {
+  /** Where the issuer publishes its signing keys (`/.well-known/jwks.json` of the users service). */
+  readonly jwksUrl?: string;
+  /** A key source instead of `jwksUrl` (tests). */
+  readonly keys?: JWTVerifyGetKey;
+  readonly issuer: string;
+  readonly audience: string;
+  /** Asymmetric algorithms only: a symmetric one would let the public key sign tokens. */
+  readonly algorithms?: readonly string[];
+  readonly clockToleranceSeconds?: number;
+  /** How many verified tokens to remember (0 turns the cache off). */
+  readonly cacheSize?: number;
+  readonly now?: () => number;
+}
+
+export type VerifyAccessToken = (token: string) => Promise<Principal>;
+
+export function unauthenticated(detail: string, cause?: unknown): AppError {
+  return new AppError('UNAUTHENTICATED', detail, cause === undefined ? {} : { cause });
+}
+
+/**
+ * Verifies user access tokens: the signature with an allowed asymmetric algorithm, `iss`, `aud`,
+ * `exp`/`nbf` with a small clock skew, and a `sub`. Keys come from the JWKS (cached; fetched again
+ * when a token names an unknown `kid`, at most once per cooldown).
+ *
+ * A client sends the same token for its whole life and an ES256 verification costs more CPU than
+ * most requests' own work. The signature and the fixed claims of a token cannot change, so a
+ * verified token is remembered (bounded, oldest out first) and only its time claims are checked
+ * again on every use. Keys leave a JWKS only after the tokens they signed expire.
+ *
+ * @throws `AppError('UNAUTHENTICATED')` for any token that does not pass
+ */
+export function createAccessTokenVerifier(options: VerifierOptions): VerifyAccessToken {
+  const {
+    algorithms = ['ES256'],
+    clockToleranceSeconds = 5,
+    cacheSize = 10_000,
+    now = Date.now,
+  } = options;
+  if (algorithms.some((alg) => alg.startsWith('HS') || alg === 'none')) {
+    throw new Error(
+      `only asymmetric algorithms may verify access tokens, got ${algorithms.join()}`,
+    );
+  }
+  const keys =
+    options.keys ??
+    (options.jwksUrl === undefined
+      ? undefined
+      : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 2000 }));
+  if (keys === undefined) throw new Error('createAccessTokenVerifier needs jwksUrl or keys');
+  const verified = new Map<string, Principal>();
+
+  function recall(token: string): Principal | undefined {
+    const principal = verified.get(token);
+    if (principal === undefined) return undefined;
+    const { exp, nbf } = principal.claims;
+    const at = now() / 1000;
+    const isCurrent =
+      typeof exp === 'number' &&
+      exp + clockToleranceSeconds > at &&
+      (typeof nbf !== 'number' || nbf - clockToleranceSeconds <= at);
+    if (isCurrent) return principal;
+    verified.delete(token);
+    return undefined;
+  }
+
+  function remember(token: string, principal: Principal): void {
+    if (cacheSize === 0) return;
+    if (verified.size >= cacheSize) {
+      const oldest = verified.keys().next();
+      if (oldest.done !== true) verified.delete(oldest.value);
+    }
+    verified.set(token, principal);
+  }
+
+  return async (token) => {
+    const known = recall(token);
+    if (known !== undefined) return known;
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms: [...algorithms],
+        clockTolerance: clockToleranceSeconds,
+        currentDate: new Date(now()),
+        requiredClaims: ['sub', 'exp'],
+      });
+      const roles = Array.isArray(payload.roles)
+        ? payload.roles.filter((role): role is string => typeof role === 'string')
+        : [];
+      const principal: Principal = { userId: payload.sub ?? '', roles, claims: payload };
+      if (principal.userId === '') throw unauthenticated('The token has no subject.');
+      remember(token, principal);
+      return principal;
+    } catch (error) {
+      if (error instanceof errors.JWTExpired)
+        throw unauthenticated('The token has expired.', error);
+      if (error instanceof errors.JOSEError)
+        throw unauthenticated('The token is not valid.', error);
+      throw error;
+    }
+  };
+}
