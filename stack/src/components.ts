@@ -87,6 +87,24 @@ export interface ComponentSpec {
   };
 }
 
+/**
+ * The local admin account of the users service: ADMIN_EMAIL/ADMIN_PASSWORD from `npm start`'s
+ * environment in dev; on the test and bench stacks a generated one, so suites can act as admin.
+ */
+export function localAdmin(
+  ctx: Pick<StackContext, 'config' | 'secrets'>,
+): { email: string; password: string } | undefined {
+  const { ADMIN_EMAIL: email, ADMIN_PASSWORD: password } = ctx.config.passthrough;
+  if (email !== undefined && password !== undefined) return { email, password };
+  if (ctx.config.profile === 'dev') return undefined;
+  return { email: `admin@${ctx.config.profile}.bazaar.local`, password: ctx.secrets.adminPassword };
+}
+
+function adminEnv(ctx: StackContext): Record<string, string> {
+  const admin = localAdmin(ctx);
+  return admin === undefined ? {} : { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password };
+}
+
 /** Connection URLs of the infrastructure, as services and tests receive them. */
 export function infraUrls(ctx: Pick<StackContext, 'secrets' | 'port'>, database = 'bazaar') {
   const pgPassword = encodeURIComponent(ctx.secrets.postgresPassword);
@@ -592,6 +610,7 @@ export const componentSpecs: readonly ComponentSpec[] = [
         // The gateway, on loopback, appends the client's address to X-Forwarded-For.
         TRUSTED_PROXIES: '127.0.0.1',
         ...ctx.config.passthrough,
+        ...adminEnv(ctx),
       };
     },
   }),

@@ -6,6 +6,7 @@ export {
   componentSpecs,
   createContext,
   infraUrls,
+  localAdmin,
   type ComponentSpec,
   type StackContext,
 } from './components';

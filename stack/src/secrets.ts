@@ -10,6 +10,8 @@ export interface StackSecrets {
   readonly redisPassword: string;
   /** Bearer token Alertmanager presents to the notifications service's alert webhook. */
   readonly alertWebhookToken: string;
+  /** Password of the test and bench stacks' local admin (`localAdmin`); dev uses ADMIN_* if set. */
+  readonly adminPassword: string;
 }
 
 const generate = () => randomBytes(18).toString('base64url');
@@ -29,6 +31,7 @@ export async function loadOrCreateSecrets(stateDir: string): Promise<StackSecret
     rabbitmqPassword: existing?.rabbitmqPassword ?? generate(),
     redisPassword: existing?.redisPassword ?? generate(),
     alertWebhookToken: existing?.alertWebhookToken ?? generate(),
+    adminPassword: existing?.adminPassword ?? generate(),
   };
   if (existing !== undefined && Object.keys(existing).length === Object.keys(secrets).length) {
     return secrets;

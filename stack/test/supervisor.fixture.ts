@@ -92,7 +92,13 @@ export function supervise(specs: ComponentSpec[], events: string[] = []) {
   const config = { ...readStackConfig('test'), stateDir: dir };
   const ctx: StackContext = {
     config,
-    secrets: { postgresPassword: 'x', rabbitmqPassword: 'x', redisPassword: 'x', alertWebhookToken: 'x' },
+    secrets: {
+      postgresPassword: 'x',
+      rabbitmqPassword: 'x',
+      redisPassword: 'x',
+      alertWebhookToken: 'x',
+      adminPassword: 'x',
+    },
     tools: {},
     serviceUser: undefined,
     port: () => nextPort++,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import {
   fetchStatus,
   infraUrls,
+  localAdmin,
   portOf,
   type PortName,
   readStackConfig,
@@ -20,6 +21,10 @@ export interface TestStack {
   readonly etcd: string;
   /** A PostgreSQL URL for another database of the same cluster. */
   readonly postgresDatabase: (name: string) => string;
+  /** Base URL (http://127.0.0.1:<port>) of a component's first instance, e.g. `url('orders')`. */
+  readonly url: (component: PortName) => string;
+  /** The users service's local admin on this stack (log in through `url('users')`). */
+  readonly admin: { readonly email: string; readonly password: string };
 }
 
 /** Where the test profile's servers listen and how to log in (credentials from its secrets file). */
@@ -28,8 +33,15 @@ export function testStack(): TestStack {
   const secrets = JSON.parse(
     readFileSync(path.join(config.stateDir, 'secrets.json'), 'utf8'),
   ) as StackSecrets;
-  const ctx = { secrets, port: (name: PortName) => portOf(config, name) };
-  return { ...infraUrls(ctx), postgresDatabase: (name) => infraUrls(ctx, name).postgres };
+  const ctx = { config, secrets, port: (name: PortName) => portOf(config, name) };
+  const admin = localAdmin(ctx);
+  if (admin === undefined) throw new Error(`the ${config.profile} stack has no local admin`);
+  return {
+    ...infraUrls(ctx),
+    postgresDatabase: (name) => infraUrls(ctx, name).postgres,
+    url: (component) => `http://127.0.0.1:${ctx.port(component)}`,
+    admin,
+  };
 }
 
 /** The test profile's live status, one entry per process (as `npm run status -- --json`). */
