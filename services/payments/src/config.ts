@@ -35,6 +35,16 @@ export const configSchema = serviceEnv.extend({
   PSP_BREAKER_HALF_OPEN_MS: durationMs().default(5_000),
   PSP_CONNECTIONS: positiveInt().default(64),
 
+  /** The topic exchange of the event bus; tests isolate themselves with their own. */
+  EVENTS_EXCHANGE: z.string().trim().min(1).default('bazaar.events'),
+  /**
+   * Prefix of this service's consumer groups (`<prefix>.order-placed`, …): queues are shared by every
+   * instance of one deployment; a test runs its own instance on its own groups.
+   */
+  PAYMENTS_CONSUMER_GROUP_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,63}$/, 'a lower-case name')
+    .default('payments'),
   /** Unacknowledged order events per consumer: how many payments are worked on at once. */
   PAYMENTS_PREFETCH: positiveInt().default(64),
   /**

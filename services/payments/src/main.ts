@@ -36,7 +36,9 @@ const bus = createEventBus({
   logger,
   validate: validateEvent,
   name: service,
+  exchange: config.EVENTS_EXCHANGE,
 });
+const groupPrefix = config.PAYMENTS_CONSUMER_GROUP_PREFIX;
 const payments = buildApp({
   config,
   logger,
@@ -53,9 +55,16 @@ try {
     startOrderPlacedConsumer(bus, payments.service, {
       prefetch: config.PAYMENTS_PREFETCH,
       maxAttempts: config.PAYMENTS_AUTHORIZE_MAX_ATTEMPTS,
+      group: `${groupPrefix}.order-placed`,
     }),
-    startOrderConfirmedConsumer(bus, payments.service, { prefetch: config.PAYMENTS_PREFETCH }),
-    startOrderCancelledConsumer(bus, payments.service, { prefetch: config.PAYMENTS_PREFETCH }),
+    startOrderConfirmedConsumer(bus, payments.service, {
+      prefetch: config.PAYMENTS_PREFETCH,
+      group: `${groupPrefix}.order-confirmed`,
+    }),
+    startOrderCancelledConsumer(bus, payments.service, {
+      prefetch: config.PAYMENTS_PREFETCH,
+      group: `${groupPrefix}.order-cancelled`,
+    }),
   ]);
   const sweeper = startVoidSweeper({
     service: payments.service,

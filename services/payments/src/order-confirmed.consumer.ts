@@ -9,10 +9,10 @@ import { consumerGroups, type PaymentService } from './payment.service';
 export function startOrderConfirmedConsumer(
   bus: Pick<EventBus, 'consume'>,
   service: Pick<PaymentService, 'captureOrder'>,
-  options: { readonly prefetch: number },
+  options: { readonly prefetch: number; readonly group?: string },
 ): Promise<Consumer> {
   return bus.consume<EventTypes>({
-    group: consumerGroups.orderConfirmed,
+    group: options.group ?? consumerGroups.orderConfirmed,
     prefetch: options.prefetch,
     retry: { delaysMs: [1000, 5000, 30_000], maxAttempts: 10 },
     handlers: {

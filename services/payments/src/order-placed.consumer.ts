@@ -11,10 +11,15 @@ import { consumerGroups, type PaymentService } from './payment.service';
 export function startOrderPlacedConsumer(
   bus: Pick<EventBus, 'consume'>,
   service: Pick<PaymentService, 'authorizeOrder'>,
-  options: { readonly prefetch: number; readonly maxAttempts: number },
+  options: {
+    readonly prefetch: number;
+    /** Default `payments.order-placed`. */
+    readonly group?: string;
+    readonly maxAttempts: number;
+  },
 ): Promise<Consumer> {
   return bus.consume<EventTypes>({
-    group: consumerGroups.orderPlaced,
+    group: options.group ?? consumerGroups.orderPlaced,
     prefetch: options.prefetch,
     retry: { delaysMs: [1000, 2000, 4000], maxAttempts: options.maxAttempts },
     handlers: {

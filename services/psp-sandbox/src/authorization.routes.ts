@@ -68,6 +68,18 @@ function isDecidedFailure(error: unknown): boolean {
   return isAppError(error) && error.status < 500;
 }
 
+/**
+ * Aborts when the reply was sent by someone else while the operation runs — the request deadline's
+ * 503. Not `request.signal`: fastify aborts that when the request *body* has been read (Node's
+ * IncomingMessage 'close'), and a processor, like a real one, finishes an operation whose caller
+ * hung up — the stored reply is what the caller's retry with the same key receives.
+ */
+function answeredElsewhere(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('finish', () => controller.abort());
+  return controller.signal;
+}
+
 function send(reply: FastifyReply, stored: StoredReply): FastifyReply {
   return reply.status(stored.status).type(stored.contentType).send(stored.body);
 }
@@ -95,7 +107,7 @@ export function registerAuthorizationRoutes(
     request: FastifyRequest,
     reply: FastifyReply,
     operation: Operation,
-    perform: () => Promise<unknown>,
+    perform: (signal: AbortSignal) => Promise<unknown>,
   ): Promise<FastifyReply> {
     const key = request.headers['idempotency-key'] as string;
     // The key covers the operation and its target as well as the body: a key reused on another
@@ -119,9 +131,10 @@ export function registerAuthorizationRoutes(
       throw faultInjected();
     }
 
+    const signal = answeredElsewhere(reply);
     let stored: StoredReply;
     try {
-      const result = await perform();
+      const result = await perform(signal);
       stored = {
         status: operation === 'authorize' || operation === 'refund' ? 201 : 200,
         contentType: 'application/json',
@@ -132,7 +145,7 @@ export function registerAuthorizationRoutes(
         // Nothing was decided: a retry with the same key must be processed afresh.
         idempotency.abandon(key);
         // The request deadline already answered 503 and aborted the wait; nothing is left to send.
-        if (request.signal.aborted) return reply;
+        if (signal.aborted) return reply;
         throw error;
       }
       const traceId = trace.getActiveSpan()?.spanContext().traceId;
@@ -156,8 +169,8 @@ export function registerAuthorizationRoutes(
     '/v1/authorizations',
     { schema: { body: authorizationBodySchema, headers: headersSchema } },
     (request, reply) =>
-      idempotent(request, reply, 'authorize', () =>
-        service.authorize(request.body as AuthorizationRequest, request.signal),
+      idempotent(request, reply, 'authorize', (signal) =>
+        service.authorize(request.body as AuthorizationRequest, signal),
       ),
   );
 
