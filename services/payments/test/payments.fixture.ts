@@ -27,6 +27,7 @@ import { createPool, migrate } from '../src/database';
 import { startOrderCancelledConsumer } from '../src/order-cancelled.consumer';
 import { startOrderConfirmedConsumer } from '../src/order-confirmed.consumer';
 import { startOrderPlacedConsumer } from '../src/order-placed.consumer';
+import { childPath, isTestLogEnabled } from './config';
 import { findLedgerViolations } from '../src/payment.repository';
 import type { PaymentProcessor } from '../src/processor';
 import { createPspSandboxProcessor } from '../src/psp-sandbox.processor';
@@ -35,7 +36,7 @@ import { startVoidSweeper, type Sweeper } from '../src/void.sweeper';
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const logger = createLogger({
   service: 'payments',
-  level: process.env.PAYMENTS_TEST_LOG === undefined ? 'silent' : 'debug',
+  level: isTestLogEnabled ? 'debug' : 'silent',
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ export async function startChildService(
       child = spawn(process.execPath, [`${repoRoot}services/${service}/dist/main.mjs`], {
         cwd: `${repoRoot}services/${service}`,
         env: {
-          PATH: process.env.PATH ?? '',
+          PATH: childPath,
           NODE_ENV: 'test',
           HOST: '127.0.0.1',
           PORT: String(port),
