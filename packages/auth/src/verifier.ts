@@ -14,10 +14,13 @@ export interface VerifierOptions {
   /** A key source instead of `jwksUrl` (tests). */
   readonly keys?: JWTVerifyGetKey;
   readonly issuer: string;
-  readonly audience: string;
+  readonly audience: string | readonly string[];
   /** Asymmetric algorithms only: a symmetric one would let the public key sign tokens. */
   readonly algorithms?: readonly string[];
   readonly clockToleranceSeconds?: number;
+  /** JWKS refetch limits: at most one refetch per cooldown; keys kept at most this long. */
+  readonly jwksCooldownMs?: number;
+  readonly jwksCacheMaxAgeMs?: number;
   /** How many verified tokens to remember (0 turns the cache off). */
   readonly cacheSize?: number;
   readonly now?: () => number;
@@ -57,7 +60,15 @@ export function createAccessTokenVerifier(options: VerifierOptions): VerifyAcces
     options.keys ??
     (options.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 2000 }));
+      : createRemoteJWKSet(new URL(options.jwksUrl), {
+          timeoutDuration: 2000,
+          ...(options.jwksCooldownMs === undefined
+            ? {}
+            : { cooldownDuration: options.jwksCooldownMs }),
+          ...(options.jwksCacheMaxAgeMs === undefined
+            ? {}
+            : { cacheMaxAge: options.jwksCacheMaxAgeMs }),
+        }));
   if (keys === undefined) throw new Error('createAccessTokenVerifier needs jwksUrl or keys');
   const verified = new Map<string, Principal>();
 
@@ -90,7 +101,7 @@ export function createAccessTokenVerifier(options: VerifierOptions): VerifyAcces
     try {
       const { payload } = await jwtVerify(token, keys, {
         issuer: options.issuer,
-        audience: options.audience,
+        audience: typeof options.audience === 'string' ? options.audience : [...options.audience],
         algorithms: [...algorithms],
         clockTolerance: clockToleranceSeconds,
         currentDate: new Date(now()),
