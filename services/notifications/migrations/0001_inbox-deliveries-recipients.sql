@@ -61,6 +61,9 @@ CREATE TABLE deliveries (
   next_attempt_at timestamptz NOT NULL DEFAULT now(),
   lease_until timestamptz,
   last_error text,
+  -- The last failed attempt may have reached the relay (it broke during or after DATA): look it up
+  -- before sending again. An attempt that never finished (lease expired) is in doubt as well.
+  is_in_doubt boolean NOT NULL DEFAULT false,
   -- How 'sent' was established: the relay's answer, or a reconciliation lookup after a crash.
   outcome text CHECK (outcome IN ('accepted', 'reconciled')),
   created_at timestamptz NOT NULL DEFAULT now(),

@@ -52,8 +52,13 @@ describe('alertKeyOf', () => {
   });
 
   it('falls back to the labels when a sender leaves the fingerprint out', () => {
-    const alert = { ...notification().alerts[0]!, fingerprint: undefined } as const;
-    const { fingerprint: _unused, ...withoutFingerprint } = alert;
+    const withoutFingerprint = {
+      status: 'firing',
+      labels: { alertname: 'HighErrorRate', service: 'orders' },
+      annotations: {},
+      startsAt: '2025-01-31T10:00:00Z',
+      endsAt: '0001-01-01T00:00:00Z',
+    } as const;
     expect(fingerprintOf(withoutFingerprint)).toBe(
       fingerprintOf({ ...withoutFingerprint, annotations: { other: 'x' } }),
     );

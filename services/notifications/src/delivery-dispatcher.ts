@@ -45,6 +45,18 @@ export interface DeliveryDispatcher {
 
 type Outcome = 'sent' | 'reconciled' | 'retry' | 'dead' | 'suppressed';
 
+class ReconcileError extends Error {
+  override readonly name = 'ReconcileError';
+}
+
+/** `Name: message (Cause: message)`, for the delivery log's last error. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause =
+    error.cause instanceof Error ? ` (${error.cause.name}: ${error.cause.message})` : '';
+  return `${error.name}: ${error.message}${cause}`;
+}
+
 /**
  * Sends the deliveries recorded by the consumer and the alert webhook: claim (lease committed
  * first), reconcile an in-doubt attempt, resolve the address, render, send, record. See ADR 0005.
@@ -68,13 +80,18 @@ export function startDeliveryDispatcher(options: DispatcherOptions): DeliveryDis
   async function deliver(delivery: ClaimedDelivery): Promise<Outcome> {
     const attempt = delivery.attempts;
     try {
-      if (
-        (delivery.wasInFlight || delivery.lastError !== null) &&
-        options.reconciler !== undefined
-      ) {
+      if ((delivery.wasInFlight || delivery.isInDoubt) && options.reconciler !== undefined) {
         // An earlier attempt may have reached the relay (its instance died before recording, or
-        // the connection broke after DATA): find out before sending again.
-        if (await options.reconciler.hasMessage(delivery.messageId)) {
+        // the connection broke during DATA): find out before sending again.
+        let isAtRelay: boolean;
+        try {
+          isAtRelay = await options.reconciler.hasMessage(delivery.messageId);
+        } catch (error) {
+          throw new ReconcileError('could not ask the relay about an earlier attempt', {
+            cause: error,
+          });
+        }
+        if (isAtRelay) {
           await markDeliverySent(pool, delivery.id, attempt, 'reconciled', delivery.toAddress);
           logger.info(
             { deliveryId: delivery.id, wasInFlight: delivery.wasInFlight },
@@ -107,7 +124,10 @@ export function startDeliveryDispatcher(options: DispatcherOptions): DeliveryDis
       const isPermanent =
         error instanceof RecipientUnknownError ||
         (error instanceof MailSendError && error.isPermanent);
-      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      // Only a send that failed once the relay may have taken the message adds doubt; any other
+      // failure keeps the doubt the delivery already had (the update ORs it in).
+      const isInDoubt = error instanceof MailSendError && error.isMaybeDelivered;
+      const reason = describe(error);
       const decision = decideAfterFailure(
         attempt,
         isPermanent,
@@ -115,14 +135,14 @@ export function startDeliveryDispatcher(options: DispatcherOptions): DeliveryDis
         options.backoff,
       );
       if (decision.action === 'dead') {
-        await finishDeliveryUnsent(pool, delivery.id, attempt, 'dead', reason);
+        await finishDeliveryUnsent(pool, delivery.id, attempt, 'dead', reason, isInDoubt);
         logger.error(
           { deliveryId: delivery.id, attempts: attempt, template: delivery.template, reason },
           'delivery dead-lettered',
         );
         return 'dead';
       }
-      await scheduleDeliveryRetry(pool, delivery.id, attempt, decision.delayMs, reason);
+      await scheduleDeliveryRetry(pool, delivery.id, attempt, decision.delayMs, reason, isInDoubt);
       logger.warn(
         { deliveryId: delivery.id, attempt, retryInMs: decision.delayMs, reason },
         'delivery failed; retrying later',

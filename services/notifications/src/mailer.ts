@@ -14,10 +14,37 @@ export class MailSendError extends Error {
     message: string,
     /** A 5xx SMTP reply (RFC 5321 §4.2.1): the relay refuses this message for good. */
     readonly isPermanent: boolean,
+    /**
+     * False when the failure came before the message was complete (connect, greeting, envelope):
+     * the relay cannot have it. True for failures during or after DATA, or of unknown place.
+     */
+    readonly isMaybeDelivered: boolean,
     options?: { cause?: unknown },
   ) {
     super(message, options);
   }
+}
+
+/**
+ * Whether a nodemailer failure can only have happened before the relay had the whole message:
+ * the connection was never made, the name did not resolve, the relay refused the envelope or the
+ * login. Anything else (a socket closed or timed out during DATA, an unknown place) may have left
+ * the message at the relay.
+ */
+function isBeforeTransfer(error: unknown): boolean {
+  const { syscall, code, command, message } = error as {
+    syscall?: unknown;
+    code?: unknown;
+    command?: unknown;
+    message?: unknown;
+  };
+  if (syscall === 'connect') return true;
+  if (code === 'EDNS' || code === 'EENVELOPE' || code === 'EAUTH') return true;
+  if (message === 'Greeting never received') return true;
+  return (
+    typeof command === 'string' &&
+    ['EHLO', 'HELO', 'LHLO', 'STARTTLS', 'MAIL FROM', 'RCPT TO'].includes(command)
+  );
 }
 
 export interface Mailer {
@@ -77,10 +104,12 @@ export function createMailer(options: MailerOptions): Mailer {
           headers: { 'Auto-Submitted': 'auto-generated' },
         });
       } catch (error) {
-        const code = (error as { responseCode?: unknown }).responseCode;
-        const isPermanent = typeof code === 'number' && code >= 500 && code < 600;
+        const { responseCode } = error as { responseCode?: unknown };
+        const isPermanent =
+          typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600;
+        const isMaybeDelivered = !isBeforeTransfer(error);
         const detail = error instanceof Error ? error.message : String(error);
-        throw new MailSendError(`SMTP: ${detail}`, isPermanent, { cause: error });
+        throw new MailSendError(`SMTP: ${detail}`, isPermanent, isMaybeDelivered, { cause: error });
       }
     },
     async verify() {

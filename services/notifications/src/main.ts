@@ -89,6 +89,9 @@ try {
     { name: 'event bus', close: () => bus.close() },
     { name: 'consumer and dispatcher', close: () => notifications.stop(), timeoutMs: 15_000 },
   ];
+  // Consuming starts before the port opens: "ready" then means the group's queue exists and is
+  // bound, so no event published after readiness can miss this service.
+  await notifications.start();
   const running = await runService({
     app: notifications.app,
     config,
@@ -96,7 +99,6 @@ try {
     telemetry,
     onShutdown: closers,
   });
-  await notifications.start();
   closers.push(...(await registerInstance(service, config, running.port, logger)));
 } catch (error) {
   logger.fatal({ err: error }, 'could not start');

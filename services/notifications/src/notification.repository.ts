@@ -54,9 +54,14 @@ export interface Delivery extends NewDelivery {
   readonly sentAt: Date | null;
 }
 
-/** A delivery claimed by the dispatcher; `wasInFlight` = an earlier attempt's outcome is unknown. */
+/**
+ * A delivery claimed by the dispatcher. `wasInFlight`: an earlier attempt never finished (its
+ * instance died); `isInDoubt`: an earlier attempt failed at a point where the relay may have the
+ * message. Either way, whether it was delivered is unknown.
+ */
 export interface ClaimedDelivery extends Delivery {
   readonly wasInFlight: boolean;
+  readonly isInDoubt: boolean;
 }
 
 interface InboxRow {
@@ -294,7 +299,9 @@ export async function claimDueDeliveries(
   limit: number,
   leaseMs: number,
 ): Promise<ClaimedDelivery[]> {
-  const result = await db.query<DeliveryRow & { previous_status: DeliveryStatus }>(
+  const result = await db.query<
+    DeliveryRow & { previous_status: DeliveryStatus; is_in_doubt: boolean }
+  >(
     `WITH due AS (
        SELECT id, status AS previous_status FROM deliveries
        WHERE (status = 'pending' AND next_attempt_at <= now())
@@ -309,12 +316,13 @@ export async function claimDueDeliveries(
      FROM due WHERE d.id = due.id
      RETURNING ${DELIVERY_COLUMNS.split(',')
        .map((column) => `d.${column.trim()}`)
-       .join(', ')}, due.previous_status`,
+       .join(', ')}, d.is_in_doubt, due.previous_status`,
     [limit, leaseMs],
   );
   return result.rows.map((row) => ({
     ...deliveryOf(row),
     wasInFlight: row.previous_status === 'sending',
+    isInDoubt: row.is_in_doubt,
   }));
 }
 
@@ -328,8 +336,7 @@ export async function markDeliverySent(
 ): Promise<void> {
   await db.query(
     `UPDATE deliveries SET status = 'sent', outcome = $3, to_address = COALESCE($4, to_address),
-       sent_at = now(),
-       lease_until = NULL, last_error = NULL, updated_at = now()
+       sent_at = now(), lease_until = NULL, last_error = NULL, is_in_doubt = false, updated_at = now()
      WHERE id = $1 AND attempts = $2 AND status = 'sending'`,
     [id, attempt, outcome, toAddress],
   );
@@ -341,12 +348,16 @@ export async function scheduleDeliveryRetry(
   attempt: number,
   delayMs: number,
   error: string,
+  isInDoubt: boolean,
 ): Promise<void> {
+  // Once in doubt, stays in doubt until settled: a later clean failure does not undo an earlier
+  // attempt that may have reached the relay.
   await db.query(
     `UPDATE deliveries SET status = 'pending', lease_until = NULL, last_error = $3,
+       is_in_doubt = is_in_doubt OR $5,
        next_attempt_at = now() + make_interval(secs => $4::double precision / 1000), updated_at = now()
      WHERE id = $1 AND attempts = $2 AND status = 'sending'`,
-    [id, attempt, bounded(error), delayMs],
+    [id, attempt, bounded(error), delayMs, isInDoubt],
   );
 }
 
@@ -357,11 +368,13 @@ export async function finishDeliveryUnsent(
   attempt: number,
   status: 'dead' | 'suppressed',
   reason: string,
+  isInDoubt = false,
 ): Promise<void> {
   await db.query(
-    `UPDATE deliveries SET status = $3, lease_until = NULL, last_error = $4, updated_at = now()
+    `UPDATE deliveries SET status = $3, lease_until = NULL, last_error = $4,
+       is_in_doubt = is_in_doubt OR $5, updated_at = now()
      WHERE id = $1 AND attempts = $2 AND status = 'sending'`,
-    [id, attempt, status, bounded(reason)],
+    [id, attempt, status, bounded(reason), isInDoubt],
   );
 }
 

@@ -161,7 +161,6 @@ export async function startNotifications(
   const child = spawn(process.execPath, ['--enable-source-maps', BUNDLE], {
     cwd: SERVICE_DIR,
     env: {
-      PATH: process.env.PATH,
       NODE_ENV: 'test',
       HOST: '127.0.0.1',
       PORT: String(port),
