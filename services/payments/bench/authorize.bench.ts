@@ -199,8 +199,7 @@ async function consumerRate(round: string): Promise<number> {
     group,
   });
   await waitUntil(
-    async () =>
-      Number((await pool.query('SELECT count(*) AS n FROM payments')).rows[0].n) - before >= ORDERS,
+    async () => (await countOf('SELECT count(*) AS n FROM payments')) - before >= ORDERS,
     'payments committed',
   );
   const seconds = (performance.now() - startedAt) / 1000;
