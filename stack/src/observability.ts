@@ -507,7 +507,6 @@ const elasticsearch: ComponentSpec = {
       // A nearly full developer disk must not turn the log indices read-only.
       'cluster.routing.allocation.disk.threshold_enabled: false',
       'action.destructive_requires_name: true',
-      'ingest.geoip.downloader.enabled: false',
     ];
     await writeFile(path.join(config, 'elasticsearch.yml'), `${settings.join('\n')}\n`);
     await mkdir(path.join(config, 'jvm.options.d'), { recursive: true });
