@@ -1,13 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  componentSpecs,
-  locateTools,
-  readStackConfig,
-  repoRoot,
-  type ToolPaths,
-} from '@bazaar/stack';
+import { componentSpecs, locateTools, readStackConfig, repoRoot } from '@bazaar/stack';
 import { eventually, testStack, testStackStatus } from '@bazaar/testing';
 import { describe, expect, it } from 'vitest';
 
@@ -18,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 
 const config = readStackConfig(process.env.BAZAAR_PROFILE ?? 'test');
 const tools = locateTools(config);
+type ToolPaths = Required<ReturnType<typeof locateTools>>;
 const rulesDir = path.join(repoRoot, 'observability', 'prometheus', 'rules');
 
 function tool(name: keyof ToolPaths): string {

@@ -13,6 +13,7 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_VERSION,
 } from '@opentelemetry/semantic-conventions';
+import { attachInstrumentations } from './instrumentations';
 import { PROMETHEUS_CONTENT_TYPE, PullMetricReader, renderPrometheus } from './prometheus';
 import { createPropagator } from './propagation';
 import { registerRuntimeMetrics } from './runtime-metrics';
@@ -113,6 +114,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const stopRuntimeMetrics = registerRuntimeMetrics(meterProvider.getMeter('@bazaar/telemetry'));
 
   registerGlobals(tracerProvider, meterProvider);
+  attachInstrumentations(tracerProvider, meterProvider);
 
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   let stopped: Promise<void> | undefined;
