@@ -110,7 +110,14 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
 
   const reader = new PullMetricReader();
-  const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  const meterProvider = new MeterProvider({
+    resource,
+    readers: [reader],
+    // `db.client.connection.count` (pg instrumentation) would render as `db_client_connection_count`,
+    // which Prometheus reads as the count series of a histogram (promtool rejects it); its previous
+    // semantic-conventions name says the same without the clash.
+    views: [{ instrumentName: 'db.client.connection.count', name: 'db.client.connections.usage' }],
+  });
   const stopRuntimeMetrics = registerRuntimeMetrics(meterProvider.getMeter('@bazaar/telemetry'));
 
   registerGlobals(tracerProvider, meterProvider);
