@@ -7,6 +7,7 @@ import { renderEdgeConfig } from '../edge/src/nginx-config';
 import type { StackConfig } from './config';
 import { repoRoot } from './config';
 import {
+  configureObservability,
   isObservabilityEnabledFor,
   logShippingUrl,
   observabilityComponents,
@@ -687,6 +688,7 @@ export function createContext(
   tools: Partial<ToolPaths>,
   serviceUser: ServiceUser | undefined,
 ): StackContext {
+  configureObservability(config);
   return {
     config,
     secrets,

@@ -25,8 +25,14 @@ function requireTool<K extends keyof ToolPaths>(ctx: StackContext, key: K): Tool
   return value;
 }
 
+let isEnabledInThisStack = true;
 /** `BAZAAR_OBSERVABILITY=0` leaves these components out (read by the daemon at its start). */
-const isEnabled = () => isObservabilityEnabled(process.env);
+const isEnabled = () => isEnabledInThisStack;
+
+/** Called by `createContext`: the switch comes from the stack's environment (config.ts). */
+export function configureObservability(config: StackContext['config']): void {
+  isEnabledInThisStack = isObservabilityEnabled(config.hostEnv);
+}
 
 /** Whether services of this stack export traces and ship logs (not when observability is left out). */
 export function isObservabilityEnabledFor(ctx: Pick<StackContext, 'config'>): boolean {
@@ -241,8 +247,8 @@ const prometheus: ComponentSpec = {
   },
   probe: (_ctx, slot) => httpProbe(`http://127.0.0.1:${slot.port}/-/ready`),
   url: (_ctx, slot) => `http://127.0.0.1:${slot.port}`,
-  afterReady: async (ctx) => startTargetWriter(ctx),
-  afterStop: async () => stopTargetWriter(),
+  afterReady: (ctx) => Promise.resolve(startTargetWriter(ctx)),
+  afterStop: () => Promise.resolve(stopTargetWriter()),
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 15_000,
   startTimeoutMs: 60_000,
@@ -540,9 +546,10 @@ const elasticsearch: ComponentSpec = {
     );
     retentionTimer.unref();
   },
-  afterStop: async () => {
+  afterStop: () => {
     if (retentionTimer !== undefined) clearInterval(retentionTimer);
     retentionTimer = undefined;
+    return Promise.resolve();
   },
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 20_000,

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 // every service's live /metrics passes `promtool check metrics`, and Alertmanager runs the
 // rendered config that routes to the notifications webhook.
 
-const config = readStackConfig(process.env.BAZAAR_PROFILE ?? 'test');
+const config = readStackConfig('test');
 const tools = locateTools(config);
 type ToolPaths = Required<ReturnType<typeof locateTools>>;
 const rulesDir = path.join(repoRoot, 'observability', 'prometheus', 'rules');

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 // when payments is back the alert resolves. The test profile scrapes and evaluates every 2 s.
 
 const stack = testStack();
-const config = readStackConfig(process.env.BAZAAR_PROFILE ?? 'test');
+const config = readStackConfig('test');
 const OPERATORS = 'operators@bazaar.local';
 
 interface MailDevEmail {
