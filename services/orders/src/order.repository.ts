@@ -56,9 +56,9 @@ function toOrder(doc: OrderDocument): Order {
 }
 
 function toDocumentFields(order: Order): Omit<OrderDocument, '_id' | 'outbox'> {
-  const fields: Partial<Order> = { ...order };
+  const fields: Record<string, unknown> = { ...order };
   delete fields.id;
-  return fields as Omit<OrderDocument, '_id' | 'outbox'>;
+  return fields as unknown as Omit<OrderDocument, '_id' | 'outbox'>;
 }
 
 /** The fields a transition may change; the rest of an order is fixed when it is placed. */

@@ -22,6 +22,7 @@ import {
 } from './order';
 import type { OrderRepository } from './order.repository';
 import type { ProductRepository } from './product.repository';
+import type { StockOutcome } from './stock';
 
 export interface PlaceOrderRequest {
   readonly items: readonly RequestedLine[];
@@ -215,43 +216,58 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
     return { id: orderId, status: 'PENDING', total: order.total };
   }
 
+  // Everything about one order — its transition and the stock it holds — happens under the order's
+  // lock, so the janitor or a second instance never interleaves with it. Stock operations are keyed
+  // by order id and idempotent; after a crash between the steps, the janitor finishes the job from
+  // the order's state.
   async function transition(orderId: string, command: OrderCommand): Promise<TransitionResult> {
-    const outcome = await orders.withLock(orderId, async () => {
+    const result = await orders.withLock(orderId, async (): Promise<TransitionResult> => {
       const order = await orders.find(orderId);
-      if (order === undefined) return { result: 'missing' as const };
+      if (order === undefined) return 'missing';
       const decision = decide(order, command);
       if (decision.kind === 'ignore') {
         logger.debug({ orderId, command: command.type, why: decision.why }, 'transition ignored');
-        return { result: 'ignored' as const, order };
+        return 'ignored';
       }
-      const saved = await orders.saveTransition(
-        order.status,
-        decision.next,
-        eventsFor(decision.next, decision.effect),
-      );
+      const { next, effect } = decision;
+      if (effect === 'cancelled' && order.status === 'CONFIRMED') {
+        await changeLines(next, 'reinstate');
+      }
+      const saved = await orders.saveTransition(order.status, next, eventsFor(next, effect));
       if (!saved) throw new Error(`order ${orderId} changed under its lock`);
-      return { result: 'applied' as const, order: decision.next, effect: decision.effect };
+      await changeLines(next, effect === 'cancelled' ? 'release' : 'settle');
+      return 'applied';
     });
-    if (outcome.result !== 'applied') return outcome.result;
-    wake();
-    const { order, effect } = outcome;
-    const productIds = order.items.map((item) => item.productId);
-    if (effect === 'cancelled') {
-      // Idempotent per order id: a redelivered event or a second instance releases nothing twice.
-      await releaseAll(order.id, productIds);
-    } else {
-      await Promise.all(
-        productIds.map((productId) =>
-          products.changeStock(productId, { kind: 'settle', orderId: order.id }),
+    if (result === 'applied') wake();
+    return result;
+  }
+
+  async function changeLines(
+    order: Order,
+    kind: 'reinstate' | 'release' | 'settle',
+  ): Promise<void> {
+    await Promise.all(
+      order.items.map((item) =>
+        products.changeStock(
+          item.productId,
+          kind === 'reinstate'
+            ? { kind, orderId: order.id, quantity: item.quantity }
+            : { kind, orderId: order.id },
         ),
-      ).catch((error: unknown) =>
-        logger.warn(
-          { err: error, orderId: order.id },
-          'could not settle reservations; the janitor will',
-        ),
-      );
-    }
-    return 'applied';
+      ),
+    );
+  }
+
+  /** Finishes what a crash interrupted: a reservation whose order is no longer PENDING. */
+  async function resolveReservation(productId: string, orderId: string): Promise<StockOutcome> {
+    return orders.withLock(orderId, async () => {
+      const order = await orders.find(orderId);
+      if (order?.status === 'PENDING') return 'absent';
+      // No order: its placement died between reserving and storing it. Cancelled: the release
+      // after the transition did not happen. Confirmed: the units are sold.
+      const kind = order?.status === 'CONFIRMED' ? 'settle' : 'release';
+      return products.changeStock(productId, { kind, orderId });
+    });
   }
 
   return {
@@ -314,21 +330,10 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       const stale = await products.staleReservations(
         new Date(at.getTime() - deps.reservationGraceMs),
       );
-      const byId = new Map(
-        (await orders.findMany([...new Set(stale.map((entry) => entry.orderId))])).map((order) => [
-          order.id,
-          order,
-        ]),
-      );
       let released = 0;
       let settled = 0;
       for (const { productId, orderId } of stale) {
-        const order = byId.get(orderId);
-        if (order?.status === 'PENDING') continue;
-        // No order: its placement died between reserving and storing it. Cancelled: the release
-        // after the transition did not happen (crash). Confirmed: the units are sold.
-        const kind = order?.status === 'CONFIRMED' ? 'settle' : 'release';
-        const outcome = await products.changeStock(productId, { kind, orderId });
+        const outcome = await resolveReservation(productId, orderId);
         if (outcome === 'released') released += 1;
         if (outcome === 'settled') settled += 1;
       }

@@ -59,12 +59,17 @@ describe('applyStockOperations', () => {
       quantity: fc.integer({ min: 1, max: 5 }),
     }),
     fc.record({
+      kind: fc.constant('reinstate' as const),
+      orderId: fc.constantFrom('ord_a', 'ord_b', 'ord_c', 'ord_d'),
+      quantity: fc.integer({ min: 1, max: 5 }),
+    }),
+    fc.record({
       kind: fc.constantFrom('release' as const, 'settle' as const),
       orderId: fc.constantFrom('ord_a', 'ord_b', 'ord_c', 'ord_d'),
     }),
   );
 
-  it('never goes negative, conserves stock + reserved + settled, batches like one-by-one, writes exactly the difference', () => {
+  it('never goes negative, conserves stock + reserved + sold, batches like one-by-one, writes exactly the difference', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 10 }),
@@ -82,6 +87,9 @@ describe('applyStockOperations', () => {
               expect(step.outcomes[0]).toBe(result.outcomes[index]);
               if (step.outcomes[0] === 'settled') {
                 settled += single.reservations[op.orderId]?.quantity ?? Number.NaN;
+              }
+              if (step.outcomes[0] === 'reinstated' && op.kind === 'reinstate') {
+                settled -= op.quantity;
               }
               single = step.state;
             });

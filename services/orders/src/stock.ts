@@ -15,14 +15,18 @@ export interface StockState {
 
 /**
  * `reserve` takes units out of stock for an order; `release` puts an order's reserved units back
- * (cancelled); `settle` forgets a reservation whose units were sold (confirmed).
+ * (cancelled); `settle` forgets a reservation whose units were sold (confirmed); `reinstate` turns
+ * sold units of a confirmed order back into a reservation, so that cancelling it releases them
+ * through the same idempotent path.
  */
 export type StockOperation =
   | { readonly kind: 'reserve'; readonly orderId: string; readonly quantity: number }
+  | { readonly kind: 'reinstate'; readonly orderId: string; readonly quantity: number }
   | { readonly kind: 'release'; readonly orderId: string }
   | { readonly kind: 'settle'; readonly orderId: string };
 
-export type StockOutcome = 'reserved' | 'insufficient' | 'released' | 'settled' | 'absent';
+export type StockOutcome =
+  'reserved' | 'insufficient' | 'reinstated' | 'released' | 'settled' | 'absent';
 
 export interface StockBatchResult {
   readonly state: StockState;
@@ -51,6 +55,12 @@ export function applyStockOperations(
         const reservation = { quantity: operation.quantity, at };
         reservations.set(operation.orderId, reservation);
         return 'reserved';
+      }
+      case 'reinstate': {
+        if (existing !== undefined) return 'reserved';
+        if (!(operation.quantity > 0)) return 'absent';
+        reservations.set(operation.orderId, { quantity: operation.quantity, at });
+        return 'reinstated';
       }
       case 'release':
       case 'settle': {
