@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEventBus } from '@bazaar/event-bus';
 import { createLogger } from '@bazaar/logging';
-import { freePort } from '@bazaar/stack';
+import { freePort, readStackConfig } from '@bazaar/stack';
 import { eventually, testStack } from '@bazaar/testing';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,12 @@ async function startProcess(
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: serviceDir,
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: {
+      PATH: readStackConfig().childEnv.PATH ?? '',
+      ...env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+    },
   });
   const url = `http://127.0.0.1:${port}`;
   await eventually(
