@@ -40,6 +40,14 @@ export const configSchema = serviceEnv
     /** Another BigQuery API endpoint, e.g. the BigQuery emulator (`http://127.0.0.1:9050`). */
     BIGQUERY_API_ENDPOINT: url({ protocols: ['http', 'https'] }).optional(),
 
+    /**
+     * The consumer group (queue) the events arrive through. Every instance of the service uses the
+     * default; a test runs its own instance on its own group and warehouse.
+     */
+    CONSUMER_GROUP: z
+      .string()
+      .regex(/^analytics\.[a-z0-9][a-z0-9.-]{0,100}$/, 'analytics.<purpose>')
+      .default('analytics.events'),
     /** A batch is written when it holds this many events… */
     BATCH_MAX_EVENTS: positiveInt().default(2_000),
     /** …or when its first event has waited this long. */

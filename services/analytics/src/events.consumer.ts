@@ -6,8 +6,6 @@ import type { Meter } from '@opentelemetry/api';
 import { createBatcher, type Batcher } from './event-batcher';
 import type { AppendResult, Warehouse } from './warehouse';
 
-export const CONSUMER_GROUP = 'analytics.events';
-
 export interface EventsConsumerOptions {
   readonly bus: EventBus;
   readonly warehouse: Warehouse;
@@ -16,6 +14,8 @@ export interface EventsConsumerOptions {
   readonly batchMaxEvents: number;
   readonly batchMaxWaitMs: number;
   readonly prefetch: number;
+  /** `analytics.events` in production (config CONSUMER_GROUP). */
+  readonly group: string;
 }
 
 export interface EventsConsumer {
@@ -48,7 +48,7 @@ export async function startEventsConsumer(options: EventsConsumerOptions): Promi
     eventTypeNames.map((type) => [type, handle]),
   ) as EventHandlers<EventTypes>;
   const consumer: Consumer = await bus.consume<EventTypes>({
-    group: CONSUMER_GROUP,
+    group: options.group,
     handlers,
     prefetch: options.prefetch,
   });

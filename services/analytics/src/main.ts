@@ -43,6 +43,7 @@ try {
     batchMaxEvents: config.BATCH_MAX_EVENTS,
     batchMaxWaitMs: config.BATCH_MAX_WAIT_MS,
     prefetch: prefetchOf(config),
+    group: config.CONSUMER_GROUP,
   });
   // Closed in reverse: the registry lease first, then the consumer (its last batch is written and
   // acknowledged), the bus, and the warehouse last (checkpointed).
