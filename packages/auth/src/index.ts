@@ -9,3 +9,4 @@ export {
   type VerifyAccessToken,
 } from './verifier';
 export { bearerTokenOf, isAdmin, principalOf, requireRole, requireUser } from './hooks';
+export { VerifiedTokenCache, type VerifiedTokenCacheOptions } from './verified-token-cache';

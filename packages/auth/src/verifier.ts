@@ -1,5 +1,6 @@
 import { AppError } from '@bazaar/errors';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 /** A user, as a verified access token describes them. */
 export interface Principal {
@@ -14,10 +15,13 @@ export interface VerifierOptions {
   /** A key source instead of `jwksUrl` (tests). */
   readonly keys?: JWTVerifyGetKey;
   readonly issuer: string;
-  readonly audience: string;
+  readonly audience: string | readonly string[];
   /** Asymmetric algorithms only: a symmetric one would let the public key sign tokens. */
   readonly algorithms?: readonly string[];
   readonly clockToleranceSeconds?: number;
+  /** JWKS refetch limits: at most one refetch per cooldown; keys kept at most this long. */
+  readonly jwksCooldownMs?: number;
+  readonly jwksCacheMaxAgeMs?: number;
   /** How many verified tokens to remember (0 turns the cache off). */
   readonly cacheSize?: number;
   readonly now?: () => number;
@@ -33,11 +37,7 @@ export function unauthenticated(detail: string, cause?: unknown): AppError {
  * Verifies user access tokens: the signature with an allowed asymmetric algorithm, `iss`, `aud`,
  * `exp`/`nbf` with a small clock skew, and a `sub`. Keys come from the JWKS (cached; fetched again
  * when a token names an unknown `kid`, at most once per cooldown).
- *
- * A client sends the same token for its whole life and an ES256 verification costs more CPU than
- * most requests' own work. The signature and the fixed claims of a token cannot change, so a
- * verified token is remembered (bounded, oldest out first) and only its time claims are checked
- * again on every use. Keys leave a JWKS only after the tokens they signed expire.
+ * Verified tokens are remembered ({@link VerifiedTokenCache}).
  *
  * @throws `AppError('UNAUTHENTICATED')` for any token that does not pass
  */
@@ -57,40 +57,29 @@ export function createAccessTokenVerifier(options: VerifierOptions): VerifyAcces
     options.keys ??
     (options.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 2000 }));
+      : createRemoteJWKSet(new URL(options.jwksUrl), {
+          timeoutDuration: 2000,
+          ...(options.jwksCooldownMs === undefined
+            ? {}
+            : { cooldownDuration: options.jwksCooldownMs }),
+          ...(options.jwksCacheMaxAgeMs === undefined
+            ? {}
+            : { cacheMaxAge: options.jwksCacheMaxAgeMs }),
+        }));
   if (keys === undefined) throw new Error('createAccessTokenVerifier needs jwksUrl or keys');
-  const verified = new Map<string, Principal>();
-
-  function recall(token: string): Principal | undefined {
-    const principal = verified.get(token);
-    if (principal === undefined) return undefined;
-    const { exp, nbf } = principal.claims;
-    const at = now() / 1000;
-    const isCurrent =
-      typeof exp === 'number' &&
-      exp + clockToleranceSeconds > at &&
-      (typeof nbf !== 'number' || nbf - clockToleranceSeconds <= at);
-    if (isCurrent) return principal;
-    verified.delete(token);
-    return undefined;
-  }
-
-  function remember(token: string, principal: Principal): void {
-    if (cacheSize === 0) return;
-    if (verified.size >= cacheSize) {
-      const oldest = verified.keys().next();
-      if (oldest.done !== true) verified.delete(oldest.value);
-    }
-    verified.set(token, principal);
-  }
+  const verified = new VerifiedTokenCache<Principal>({
+    size: cacheSize,
+    clockToleranceSeconds,
+    now,
+  });
 
   return async (token) => {
-    const known = recall(token);
+    const known = verified.recall(token);
     if (known !== undefined) return known;
     try {
       const { payload } = await jwtVerify(token, keys, {
         issuer: options.issuer,
-        audience: options.audience,
+        audience: typeof options.audience === 'string' ? options.audience : [...options.audience],
         algorithms: [...algorithms],
         clockTolerance: clockToleranceSeconds,
         currentDate: new Date(now()),
@@ -101,7 +90,7 @@ export function createAccessTokenVerifier(options: VerifierOptions): VerifyAcces
         : [];
       const principal: Principal = { userId: payload.sub ?? '', roles, claims: payload };
       if (principal.userId === '') throw unauthenticated('The token has no subject.');
-      remember(token, principal);
+      verified.remember(token, principal, payload);
       return principal;
     } catch (error) {
       if (error instanceof errors.JWTExpired)

@@ -1,3 +1,4 @@
+import { VerifiedTokenCache } from '@bazaar/auth';
 import { randomUUID } from 'node:crypto';
 import { jwtVerify, type JWTPayload } from 'jose';
 import { roles, USER_ID_PATTERN, type Role } from '../accounts/user';
@@ -61,34 +62,12 @@ const isRole = (value: unknown): value is Role =>
 export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
   const { keyRing, issuer, now = () => new Date(), verifiedCacheSize = 10_000 } = options;
   const clockTolerance = Math.ceil(options.clockToleranceMs / 1000);
-  // A client sends the same access token for its whole life, and an ES256 verification costs about
-  // 100-200 µs of CPU, more than the rest of a cached profile read. The signature and the fixed
-  // claims of a token cannot change, so they are checked once; the time claims are checked on
-  // every use. Keys leave the JWKS only after the tokens they signed have expired, so a remembered
-  // token never outlives its key. Keyed by audience and the exact token text.
-  const verified = new Map<string, JWTPayload>();
-
-  function recall(cacheKey: string): JWTPayload | undefined {
-    const payload = verified.get(cacheKey);
-    if (payload === undefined) return undefined;
-    const at = now().getTime() / 1000;
-    const isCurrent =
-      typeof payload.exp === 'number' &&
-      payload.exp + clockTolerance > at &&
-      (typeof payload.nbf !== 'number' || payload.nbf - clockTolerance <= at);
-    if (isCurrent) return payload;
-    verified.delete(cacheKey);
-    return undefined;
-  }
-
-  function remember(cacheKey: string, payload: JWTPayload): void {
-    if (verifiedCacheSize === 0) return;
-    if (verified.size >= verifiedCacheSize) {
-      const oldest = verified.keys().next();
-      if (oldest.done !== true) verified.delete(oldest.value);
-    }
-    verified.set(cacheKey, payload);
-  }
+  // Keyed by audience and the exact token text.
+  const verified = new VerifiedTokenCache<JWTPayload>({
+    size: verifiedCacheSize,
+    clockToleranceSeconds: clockTolerance,
+    now: () => now().getTime(),
+  });
 
   async function issue(
     subject: string,
@@ -116,7 +95,7 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
 
   async function verify(token: string, audience: string): Promise<JWTPayload> {
     const cacheKey = `${audience} ${token}`;
-    const known = recall(cacheKey);
+    const known = verified.recall(cacheKey);
     if (known !== undefined) return known;
     try {
       const { payload } = await jwtVerify(token, (header) => keyRing.verificationKey(header), {
@@ -128,7 +107,7 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
         currentDate: now(),
         requiredClaims: ['iss', 'aud', 'sub', 'iat', 'exp', 'jti'],
       });
-      remember(cacheKey, payload);
+      verified.remember(cacheKey, payload, payload);
       return payload;
     } catch (error) {
       throw invalidAccessToken(error);

@@ -1,16 +1,9 @@
+import { bearerTokenOf } from '@bazaar/auth';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { invalidAccessToken } from '../errors';
 import type { AccessTokens, ServicePrincipal, UserPrincipal } from './access-tokens';
 
 const REALM = 'bazaar';
-
-/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), if there is one. */
-export function bearerTokenOf(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  if (header === undefined) return undefined;
-  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
-  return match?.[1];
-}
 
 async function authenticate<P>(
   request: FastifyRequest,
