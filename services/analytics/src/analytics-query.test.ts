@@ -30,13 +30,13 @@ describe('parseRange', () => {
   });
 
   it('names every invalid parameter', () => {
-    expect(parseRange({ from: 'yesterday', to: '2026-01-01' }, now)).toEqual({
-      ok: false,
-      errors: [
-        { path: '/querystring/from', message: expect.stringContaining('RFC 3339') },
-        { path: '/querystring/to', message: expect.stringContaining('RFC 3339') },
-      ],
-    });
+    const parsed = parseRange({ from: 'yesterday', to: '2026-01-01' }, now);
+    if (parsed.ok) throw new Error('accepted an invalid range');
+    expect(parsed.errors.map((issue) => issue.path)).toEqual([
+      '/querystring/from',
+      '/querystring/to',
+    ]);
+    for (const issue of parsed.errors) expect(issue.message).toContain('RFC 3339');
     expect(parseRange({ from: '2026-13-01T00:00:00Z' }, now).ok).toBe(false);
   });
 

@@ -8,8 +8,9 @@ describe('createBatcher', () => {
     const batcher = createBatcher<number, void>({
       maxItems: 3,
       maxWaitMs: 20,
-      write: async (items) => {
+      write: (items) => {
         writes.push([...items]);
+        return Promise.resolve();
       },
     });
     const done = [1, 2, 3, 4].map((n) => batcher.add(n));
@@ -24,9 +25,9 @@ describe('createBatcher', () => {
     const batcher = createBatcher<number, void>({
       maxItems: 2,
       maxWaitMs: 5,
-      write: async () => {
+      write: () => {
         calls += 1;
-        if (calls === 1) throw new Error('disk full');
+        return calls === 1 ? Promise.reject(new Error('disk full')) : Promise.resolve();
       },
     });
     const first = [batcher.add(1), batcher.add(2)];

@@ -48,7 +48,7 @@ export async function publishAll(bus: EventBus, events: readonly BazaarEvent[]):
       { timeoutMs: 30_000 },
     );
     const failed = results.find((result) => result.status === 'rejected');
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    if (failed !== undefined) throw failed.reason;
   }
 }
 

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { repoRoot } from '@bazaar/stack';
+import { readStackConfig, repoRoot } from '@bazaar/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReplay, type ReplayIo } from '../src/replay.command';
 import type { Summary, Warehouse } from '../src/warehouse';
@@ -105,7 +105,7 @@ describe('analytics replay', () => {
   });
 
   it('runs as the documented npm command, and refuses a warehouse another process holds', async () => {
-    const env = { ...process.env, WAREHOUSE_PATH: file, LOG_LEVEL: 'warn' };
+    const env = { ...readStackConfig().hostEnv, WAREHOUSE_PATH: file, LOG_LEVEL: 'warn' };
     const { stdout } = await run('npm', ['run', '--silent', 'replay', '-w', '@bazaar/analytics'], {
       cwd: repoRoot,
       env,
