@@ -650,6 +650,10 @@ export const componentSpecs: readonly ComponentSpec[] = [
         MAIL_FROM: 'Bazaar <no-reply@bazaar.local>',
         OPERATORS_EMAIL: 'operators@bazaar.local',
         ALERT_WEBHOOK_TOKEN: ctx.secrets.alertWebhookToken,
+        // Addresses of users it has not seen register (service token; the dev client outside production).
+        USERS_URL: `http://127.0.0.1:${ctx.port('users')}`,
+        // MailDev's API: an attempt interrupted by a crash is looked up there before resending (ADR 0005).
+        MAIL_RECONCILE_URL: `http://127.0.0.1:${ctx.port('mail')}`,
       };
     },
   }),
