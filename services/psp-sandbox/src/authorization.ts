@@ -44,3 +44,69 @@ export function decide(token: string): CardDecision {
     ? (testTokens[token] ?? { kind: 'unknown_token' })
     : { kind: 'unknown_token' };
 }
+
+/** Where an authorization stands at the processor. */
+export type AuthorizationStatus = 'approved' | 'captured' | 'voided';
+
+/** The processor's record of one approved authorization: what was captured and refunded on it. */
+export interface AuthorizationRecord {
+  readonly id: string;
+  readonly status: AuthorizationStatus;
+  readonly amount: Money;
+  readonly reference: string;
+  readonly capturedAmount: number;
+  readonly refundedAmount: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** Why the processor refuses an operation on an authorization. */
+export type OperationRefusal =
+  'currency_mismatch' | 'amount_too_large' | 'not_capturable' | 'not_voidable' | 'not_refundable';
+
+/** The outcome of a pure transition: the new record, or why it is refused. */
+export type TransitionResult =
+  | { readonly ok: true; readonly record: AuthorizationRecord }
+  | { readonly ok: false; readonly refusal: OperationRefusal };
+
+function refuse(refusal: OperationRefusal): TransitionResult {
+  return { ok: false, refusal };
+}
+
+/** Captures `amount` (at most the authorized amount) of an approved authorization, once. */
+export function capture(record: AuthorizationRecord, amount: Money, at: Date): TransitionResult {
+  if (record.status !== 'approved') return refuse('not_capturable');
+  if (amount.currency !== record.amount.currency) return refuse('currency_mismatch');
+  if (amount.amount > record.amount.amount) return refuse('amount_too_large');
+  return {
+    ok: true,
+    record: {
+      ...record,
+      status: 'captured',
+      capturedAmount: amount.amount,
+      updatedAt: at.toISOString(),
+    },
+  };
+}
+
+/** Releases an approved, uncaptured authorization. */
+export function voidAuthorization(record: AuthorizationRecord, at: Date): TransitionResult {
+  if (record.status !== 'approved') return refuse('not_voidable');
+  return { ok: true, record: { ...record, status: 'voided', updatedAt: at.toISOString() } };
+}
+
+/** Refunds `amount` of a captured authorization; the refunds never add up to more than the capture. */
+export function refund(record: AuthorizationRecord, amount: Money, at: Date): TransitionResult {
+  if (record.status !== 'captured') return refuse('not_refundable');
+  if (amount.currency !== record.amount.currency) return refuse('currency_mismatch');
+  if (record.refundedAmount + amount.amount > record.capturedAmount)
+    return refuse('amount_too_large');
+  return {
+    ok: true,
+    record: {
+      ...record,
+      refundedAmount: record.refundedAmount + amount.amount,
+      updatedAt: at.toISOString(),
+    },
+  };
+}
