@@ -393,8 +393,8 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
            SELECT order_id FROM ${table('order_facts')} WHERE kind = 'confirmed')
          GROUP BY product_id, currency
          ORDER BY quantity DESC, product_id, currency
-         LIMIT @limit`,
-        { ...rangeParams(range), limit },
+         LIMIT ${Math.max(1, Math.trunc(limit))}`,
+        rangeParams(range),
       );
       return rows.map((row): TopProduct => ({
         productId: String(row.product_id),
