@@ -314,7 +314,7 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
       );
       const payments = await query(
         `SELECT TIMESTAMP_TRUNC(occurred_at, ${unit}) AS bucket, currency,
-                SUM(IF(kind = 'captured', amount, -amount)) AS net
+                SUM(IF(kind = 'captured', amount, 0)) - SUM(IF(kind = 'refunded', amount, 0)) AS net
          FROM ${table('payment_facts')}
          WHERE ${inRange} AND kind IN ('captured', 'refunded') GROUP BY bucket, currency`,
         params,
