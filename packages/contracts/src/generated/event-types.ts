@@ -23,7 +23,7 @@ export type OrderId = string;
  */
 export type UserId = string;
 /**
- * PAYMENT_DECLINED: the processor declined the card or the token. PAYMENT_TIMEOUT: no payment decision before the deadline. PAYMENT_UNAVAILABLE: the processor could not be reached. USER_CANCELLED: the user cancelled the PENDING order.
+ * PAYMENT_DECLINED: the processor declined the card or the token. PAYMENT_TIMEOUT: no payment decision before the deadline. PAYMENT_UNAVAILABLE: the processor could not be reached. USER_CANCELLED: the user cancelled the order while PENDING or CONFIRMED (not shipped); payments voids the authorization or refunds the capture.
  */
 export type OrderCancelReason =
   'PAYMENT_DECLINED' | 'PAYMENT_TIMEOUT' | 'PAYMENT_UNAVAILABLE' | 'USER_CANCELLED';

@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
+
+/** A stored response to replay. */
+export interface StoredResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+interface IdempotencyKeyDocument {
+  _id: string;
+  userId: string;
+  fingerprint: string;
+  token: string;
+  state: 'IN_FLIGHT' | 'DONE';
+  response?: StoredResponse;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export type KeyClaim =
+  | { readonly kind: 'claimed'; readonly token: string }
+  | { readonly kind: 'replay'; readonly response: StoredResponse }
+  | { readonly kind: 'mismatch' }
+  | { readonly kind: 'in_flight' };
+
+export interface IdempotencyKeyRepository {
+  claim(userId: string, key: string, fingerprint: string, now: Date): Promise<KeyClaim>;
+  complete(userId: string, key: string, token: string, response: StoredResponse): Promise<void>;
+  /** Gives a claimed key up (the request failed): a retry with it runs again. */
+  release(userId: string, key: string, token: string): Promise<void>;
+  deleteExpired(now: Date): Promise<number>;
+}
+
+export interface IdempotencyKeyOptions {
+  readonly db: Db;
+  readonly ttlMs: number;
+  readonly inFlightMs: number;
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
+}
+
+export function createIdempotencyKeyRepository(
+  options: IdempotencyKeyOptions,
+): IdempotencyKeyRepository {
+  const keys: Collection<IdempotencyKeyDocument> =
+    options.db.collection<IdempotencyKeyDocument>('idempotency_keys');
+  // Keys are scoped per user: one user's key never collides with another's.
+  const idOf = (userId: string, key: string) => `${userId}:${key}`;
+
+  return {
+    async claim(userId, key, fingerprint, now) {
+      const _id = idOf(userId, key);
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const token = randomUUID();
+        try {
+          // The claim is an insert: a unique `_id` is the one write FerretDB makes atomic, so of
+          // fifty identical requests exactly one gets here.
+          await keys.insertOne({
+            _id,
+            userId,
+            fingerprint,
+            token,
+            state: 'IN_FLIGHT',
+            createdAt: now,
+            expiresAt: new Date(now.getTime() + options.ttlMs),
+          });
+          return { kind: 'claimed', token };
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+        }
+        const existing = await keys.findOne({ _id });
+        if (existing === null) continue;
+        if (existing.expiresAt.getTime() <= now.getTime()) {
+          await keys.deleteOne({ _id, token: existing.token });
+          continue;
+        }
+        if (existing.fingerprint !== fingerprint) return { kind: 'mismatch' };
+        if (existing.state === 'DONE' && existing.response !== undefined) {
+          return { kind: 'replay', response: existing.response };
+        }
+        if (now.getTime() - existing.createdAt.getTime() < options.inFlightMs) {
+          return { kind: 'in_flight' };
+        }
+        // Claimed by a request that never finished (its process died): the key may be used again.
+        await keys.deleteOne({ _id, token: existing.token, state: 'IN_FLIGHT' });
+      }
+      return { kind: 'in_flight' };
+    },
+    async complete(userId, key, token, response) {
+      await keys.updateOne(
+        { _id: idOf(userId, key), token },
+        { $set: { state: 'DONE', response } },
+      );
+    },
+    async release(userId, key, token) {
+      await keys.deleteOne({ _id: idOf(userId, key), token });
+    },
+    async deleteExpired(now) {
+      // FerretDB 1.24 has no TTL indexes (`expireAfterSeconds` is "not implemented"), so the janitor
+      // deletes expired keys itself.
+      const result = await keys.deleteMany({ expiresAt: { $lte: now } });
+      return result.deletedCount;
+    },
+  };
+}

@@ -1,0 +1,206 @@
+import type { Collection, Db, Document, Filter } from 'mongodb';
+import type { Logger } from '@bazaar/logging';
+import type { Money, PricedProduct } from './order';
+import {
+  applyStockOperations,
+  type Reservation,
+  type StockOperation,
+  type StockOutcome,
+} from './stock';
+import { createWriteLocks, type LockDocument } from './write-lock';
+
+/** A catalog product as stored (`products` collection). */
+export interface ProductDocument {
+  _id: string;
+  name: string;
+  description: string;
+  price: Money;
+  stock: number;
+  /** Open reservations by order id; see stock.ts. */
+  reservations: Record<string, Reservation>;
+  createdAt: Date;
+}
+
+export interface Product extends PricedProduct {
+  readonly description: string;
+  readonly stock: number;
+}
+
+export interface ProductRepository {
+  list(limit: number, after: string | undefined): Promise<Product[]>;
+  find(id: string): Promise<Product | undefined>;
+  findMany(ids: readonly string[]): Promise<Product[]>;
+  /** Inserts products that do not exist yet (by id); returns how many were new. */
+  insertMissing(products: readonly Omit<ProductDocument, 'reservations'>[]): Promise<number>;
+  isEmpty(): Promise<boolean>;
+  /** Applies one stock operation; operations on one product are batched under its write lock. */
+  changeStock(productId: string, operation: StockOperation): Promise<StockOutcome>;
+  /** Products with reservations older than `before`, for the janitor. */
+  staleReservations(
+    before: Date,
+  ): Promise<{ productId: string; orderId: string; reservation: Reservation }[]>;
+}
+
+export interface ProductRepositoryOptions {
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly owner: string;
+  readonly lockLeaseMs: number;
+  readonly lockWaitMs: number;
+  readonly now?: () => Date;
+}
+
+function toProduct(doc: ProductDocument): Product {
+  return {
+    id: doc._id,
+    name: doc.name,
+    description: doc.description,
+    price: { amount: doc.price.amount, currency: doc.price.currency },
+    stock: doc.stock,
+  };
+}
+
+const PUBLIC_FIELDS = { name: 1, description: 1, price: 1, stock: 1 } as const;
+
+/** Largest batch of operations applied in one locked read-modify-write of a product. */
+const MAX_BATCH = 500;
+
+interface Pending {
+  readonly operation: StockOperation;
+  resolve(outcome: StockOutcome): void;
+  reject(error: unknown): void;
+}
+
+export function productsCollection(db: Db): Collection<ProductDocument> {
+  return db.collection<ProductDocument>('products');
+}
+
+export function createProductRepository(options: ProductRepositoryOptions): ProductRepository {
+  const { db, logger, now = () => new Date() } = options;
+  const products = productsCollection(db);
+  const locks = createWriteLocks({
+    collection: db.collection<LockDocument>('product_locks'),
+    owner: options.owner,
+    leaseMs: options.lockLeaseMs,
+    waitMs: options.lockWaitMs,
+    what: 'product stock',
+  });
+  // Group commit: operations on one product that arrive while a batch is being written wait and go
+  // together in the next one — one lock, one read and one write for all of them. This is what keeps
+  // a popular product from serializing every order on four round trips each.
+  const queues = new Map<string, Pending[]>();
+
+  async function writeBatch(productId: string, batch: Pending[]): Promise<void> {
+    await locks.withLock(productId, async () => {
+      const doc = await products.findOne(
+        { _id: productId },
+        { projection: { stock: 1, reservations: 1 } },
+      );
+      if (doc === null) {
+        for (const pending of batch) {
+          pending.resolve(pending.operation.kind === 'reserve' ? 'insufficient' : 'absent');
+        }
+        return;
+      }
+      const result = applyStockOperations(
+        { stock: doc.stock, reservations: doc.reservations ?? {} },
+        batch.map((pending) => pending.operation),
+        now(),
+      );
+      const set: Document = {};
+      for (const [orderId, reservation] of Object.entries(result.set)) {
+        set[`reservations.${orderId}`] = reservation;
+      }
+      const unset: Document = {};
+      for (const orderId of result.unset) unset[`reservations.${orderId}`] = '';
+      if (Object.keys(set).length > 0 || result.unset.length > 0) {
+        // The stock condition makes the write a compare-and-set: atomic on MongoDB even without the
+        // lock; on FerretDB the lock is what makes it safe.
+        const written = await products.updateOne(
+          { _id: productId, stock: doc.stock },
+          {
+            $set: { stock: result.state.stock, ...set },
+            ...(result.unset.length > 0 ? { $unset: unset } : {}),
+          },
+        );
+        if (written.matchedCount !== 1) {
+          throw new Error(`stock of ${productId} changed under its lock`);
+        }
+      }
+      batch.forEach((pending, index) => pending.resolve(result.outcomes[index] ?? 'absent'));
+    });
+  }
+
+  async function drain(productId: string): Promise<void> {
+    for (;;) {
+      const queue = queues.get(productId);
+      if (queue === undefined || queue.length === 0) {
+        queues.delete(productId);
+        return;
+      }
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        await writeBatch(productId, batch);
+      } catch (error) {
+        logger.warn({ err: error, productId, operations: batch.length }, 'stock batch failed');
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+  }
+
+  return {
+    async list(limit, after) {
+      const filter: Filter<ProductDocument> = after === undefined ? {} : { _id: { $gt: after } };
+      const docs = await products
+        .find(filter, { projection: PUBLIC_FIELDS, sort: { _id: 1 }, limit })
+        .toArray();
+      return docs.map(toProduct);
+    },
+    async find(id) {
+      const doc = await products.findOne({ _id: id }, { projection: PUBLIC_FIELDS });
+      return doc === null ? undefined : toProduct(doc);
+    },
+    async findMany(ids) {
+      const docs = await products
+        .find({ _id: { $in: [...ids] } }, { projection: PUBLIC_FIELDS })
+        .toArray();
+      return docs.map(toProduct);
+    },
+    async isEmpty() {
+      return (await products.findOne({}, { projection: { _id: 1 } })) === null;
+    },
+    async insertMissing(seed) {
+      // One insert per product, unordered: an instance starting at the same time inserts the others;
+      // a duplicate id means that product is there already.
+      const results = await Promise.allSettled(
+        seed.map((product) => products.insertOne({ ...product, reservations: {} })),
+      );
+      let inserted = 0;
+      for (const result of results) {
+        if (result.status === 'fulfilled') inserted += 1;
+        else if ((result.reason as { code?: unknown }).code !== 11000) throw result.reason;
+      }
+      return inserted;
+    },
+    changeStock(productId, operation) {
+      return new Promise<StockOutcome>((resolve, reject) => {
+        const queue = queues.get(productId);
+        const pending = { operation, resolve, reject };
+        if (queue !== undefined) {
+          queue.push(pending);
+          return;
+        }
+        queues.set(productId, [pending]);
+        void drain(productId);
+      });
+    },
+    async staleReservations(before) {
+      const docs = await products.find({}, { projection: { reservations: 1 } }).toArray();
+      return docs.flatMap((doc) =>
+        Object.entries(doc.reservations ?? {})
+          .filter(([, reservation]) => reservation.at.getTime() < before.getTime())
+          .map(([orderId, reservation]) => ({ productId: doc._id, orderId, reservation })),
+      );
+    },
+  };
+}

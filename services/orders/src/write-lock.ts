@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Collection } from 'mongodb';
+import { lockBusy } from './errors';
+
+// Mutual exclusion per document, for FerretDB. FerretDB 1.24 (PostgreSQL backend) does not make a
+// single-document update atomic under concurrency: conditions are checked on a read that a concurrent
+// writer may overwrite (see docs/adr/0003). An insert with a unique `_id` is atomic (PostgreSQL's
+// unique index decides), so a lock is a document `{ _id, owner, token, until }`: the one insert that
+// succeeds holds it; it is removed by its token; one whose holder died expires after the lease.
+// On MongoDB the guarded writes are atomic anyway; the lock then only costs two round trips.
+
+export interface LockDocument {
+  _id: string;
+  owner: string;
+  token: string;
+  until: Date;
+}
+
+export interface WriteLocks {
+  /** Runs `work` while holding the lock on `id`; throws 503 `lock_busy` after the wait limit. */
+  withLock<T>(id: string, work: () => Promise<T>): Promise<T>;
+}
+
+export interface WriteLockOptions {
+  readonly collection: Collection<LockDocument>;
+  /** Names the holder in the lock document (instance id). */
+  readonly owner: string;
+  readonly leaseMs: number;
+  readonly waitMs: number;
+  /** What is locked, for the error message ("product stock", "order"). */
+  readonly what: string;
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
+}
+
+export function createWriteLocks(options: WriteLockOptions): WriteLocks {
+  const { collection, owner, leaseMs, waitMs, what } = options;
+  // Callers in this process queue per id, so at most one of them polls the database for a lock:
+  // hundreds of concurrent pollers of one lock slow down the holder's own writes.
+  const tails = new Map<string, Promise<unknown>>();
+
+  async function acquire(id: string): Promise<string> {
+    const token = randomUUID();
+    const giveUpAt = Date.now() + waitMs;
+    let delayMs = 1;
+    for (;;) {
+      try {
+        await collection.insertOne({
+          _id: id,
+          owner,
+          token,
+          until: new Date(Date.now() + leaseMs),
+        });
+        return token;
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+      const held = await collection.findOne({ _id: id });
+      if (held !== null && held.until.getTime() < Date.now()) {
+        // Abandoned by a holder that died: removed by its own token, so a live successor's lock is
+        // never the one deleted.
+        await collection.deleteOne({ _id: id, token: held.token });
+        continue;
+      }
+      if (Date.now() >= giveUpAt) throw lockBusy(what);
+      await sleep(delayMs * (0.5 + Math.random()));
+      delayMs = Math.min(delayMs * 2, 50);
+    }
+  }
+
+  async function locked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const token = await acquire(id);
+    try {
+      return await work();
+    } finally {
+      await collection.deleteOne({ _id: id, token });
+    }
+  }
+
+  return {
+    withLock<T>(id: string, work: () => Promise<T>): Promise<T> {
+      const previous = tails.get(id) ?? Promise.resolve();
+      const run = previous.then(
+        () => locked(id, work),
+        () => locked(id, work),
+      );
+      const tail = run.catch(() => undefined);
+      tails.set(id, tail);
+      void tail.then(() => {
+        if (tails.get(id) === tail) tails.delete(id);
+      });
+      return run;
+    },
+  };
+}

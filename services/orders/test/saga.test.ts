@@ -1,0 +1,214 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { eventually } from '@bazaar/testing';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  addProduct,
+  getOrder,
+  newUser,
+  placeOrder,
+  publishPayment,
+  startOrders,
+  stockOf,
+  tapOrderEvents,
+  testDatabaseUrl,
+  type RunningOrders,
+  type TestUser,
+} from './orders.fixture';
+
+// payments' side is played by publishing real payment.* events to the broker; orders consumes them
+// through its own queue and publishes order.* events through its outbox, which a tap records.
+describe('the checkout saga', () => {
+  const databaseUrl = testDatabaseUrl();
+  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  let orders: RunningOrders;
+  let tap: Awaited<ReturnType<typeof tapOrderEvents>>;
+  let user: TestUser;
+
+  beforeAll(async () => {
+    // A short payment deadline, so the timeout path runs within the test.
+    orders = await startOrders(databaseUrl, { group, env: { ORDER_PAYMENT_DEADLINE_MS: '3000' } });
+    tap = await tapOrderEvents(orders.bus);
+    user = await newUser();
+  });
+
+  afterAll(async () => {
+    await tap.close();
+    await orders.close();
+    const client = new MongoClient(databaseUrl);
+    await client.db().dropDatabase();
+    await client.close();
+  });
+
+  async function place(quantity: number, stock = 10) {
+    const productId = await addProduct(orders.db, stock, 500);
+    const placed = await placeOrder(orders.url, user, [{ productId, quantity }]);
+    expect(placed.status).toBe(202);
+    const id = placed.body.id as string;
+    await eventually(
+      () => (tap.of(id).some((e) => e.type === 'order.placed.v1') ? true : undefined),
+      {
+        what: 'order.placed published',
+      },
+    );
+    return { id, productId, order: { id, userId: user.id, amount: 500 * quantity } };
+  }
+
+  const statusOf = async (id: string) => (await getOrder(orders.url, user, id)).body;
+  const until = (id: string, status: string) =>
+    eventually(async () => ((await statusOf(id)).status === status ? true : undefined), {
+      what: `order ${id} ${status}`,
+    });
+
+  it('order.placed carries the priced order, the token and the deadline', async () => {
+    const { id, productId } = await place(2);
+    const placed = tap.of(id).find((event) => event.type === 'order.placed.v1');
+    expect(placed?.data).toMatchObject({
+      orderId: id,
+      userId: user.id,
+      items: [{ productId, quantity: 2, unitPrice: { amount: 500, currency: 'USD' } }],
+      total: { amount: 1000, currency: 'USD' },
+      paymentToken: 'tok_visa',
+    });
+  });
+
+  it('approve: payment.authorized confirms and emits order.confirmed; stock stays sold', async () => {
+    const { id, productId, order } = await place(3);
+    await publishPayment(orders.bus, order, 'authorized', 'pay_approve1');
+    await until(id, 'CONFIRMED');
+    await eventually(() =>
+      tap.of(id).some((e) => e.type === 'order.confirmed.v1') ? true : undefined,
+    );
+    const confirmed = tap.of(id).find((event) => event.type === 'order.confirmed.v1');
+    expect(confirmed?.data).toMatchObject({ paymentId: 'pay_approve1', total: { amount: 1500 } });
+    // Sold: out of stock, and the reservation is settled.
+    await eventually(async () => {
+      const stock = await stockOf(orders.db, productId);
+      return stock.stock === 7 && stock.reserved === 0 ? true : undefined;
+    });
+  });
+
+  it('decline: payment.failed cancels with PAYMENT_DECLINED, releases stock, emits order.cancelled', async () => {
+    const { id, productId, order } = await place(4);
+    expect((await stockOf(orders.db, productId)).stock).toBe(6);
+    await publishPayment(orders.bus, order, 'declined', 'pay_decline1');
+    await until(id, 'CANCELLED');
+    expect((await statusOf(id)).cancelReason).toBe('PAYMENT_DECLINED');
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    await eventually(() =>
+      tap.of(id).some((e) => e.type === 'order.cancelled.v1') ? true : undefined,
+    );
+    const cancelled = tap.of(id).find((event) => event.type === 'order.cancelled.v1');
+    expect(cancelled?.data).toMatchObject({
+      reason: 'PAYMENT_DECLINED',
+      paymentId: 'pay_decline1',
+      releasedItems: [{ productId, quantity: 4 }],
+    });
+  });
+
+  it('processor unavailable: cancelled with PAYMENT_UNAVAILABLE', async () => {
+    const { id, productId, order } = await place(1);
+    await publishPayment(orders.bus, order, 'unavailable');
+    await until(id, 'CANCELLED');
+    expect((await statusOf(id)).cancelReason).toBe('PAYMENT_UNAVAILABLE');
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+  });
+
+  it('timeout, then a late authorization: stays CANCELLED (PAYMENT_TIMEOUT), stock released once', async () => {
+    const { id, productId, order } = await place(2);
+    await until(id, 'CANCELLED');
+    expect((await statusOf(id)).cancelReason).toBe('PAYMENT_TIMEOUT');
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    // The late authorization (payments voids it on order.cancelled) and a duplicate of it.
+    const eventId = randomUUID();
+    await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
+    await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
+    // A marker order placed after the late events, confirmed through the same queue, shows the
+    // late events were consumed before we look.
+    const marker = await place(1);
+    await publishPayment(orders.bus, marker.order, 'authorized');
+    await until(marker.id, 'CONFIRMED');
+    expect((await statusOf(id)).status).toBe('CANCELLED');
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    expect(tap.of(id).filter((e) => e.type === 'order.cancelled.v1')).toHaveLength(1);
+    expect(tap.of(id).filter((e) => e.type === 'order.confirmed.v1')).toHaveLength(0);
+  });
+
+  it('duplicate and out-of-order events: one confirmation, a later failure changes nothing', async () => {
+    const { id, productId, order } = await place(2);
+    const eventId = randomUUID();
+    await Promise.all([
+      publishPayment(orders.bus, order, 'authorized', 'pay_dup1', eventId),
+      publishPayment(orders.bus, order, 'authorized', 'pay_dup1', eventId),
+      publishPayment(orders.bus, order, 'authorized', 'pay_dup1', eventId),
+    ]);
+    await until(id, 'CONFIRMED');
+    await publishPayment(orders.bus, order, 'declined', 'pay_dup1');
+    const marker = await place(1);
+    await publishPayment(orders.bus, marker.order, 'declined');
+    await until(marker.id, 'CANCELLED');
+    expect((await statusOf(id)).status).toBe('CONFIRMED');
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 8, reserved: 0 });
+    await eventually(() =>
+      tap.of(id).some((e) => e.type === 'order.confirmed.v1') ? true : undefined,
+    );
+    expect(tap.of(id).filter((e) => e.type === 'order.confirmed.v1')).toHaveLength(1);
+    expect(tap.of(id).filter((e) => e.type === 'order.cancelled.v1')).toHaveLength(0);
+  });
+
+  it('a failure racing an authorization ends in exactly one terminal state with consistent stock', async () => {
+    const placed = await Promise.all(Array.from({ length: 10 }, () => place(1, 5)));
+    await Promise.all(
+      placed.flatMap(({ order }) => [
+        publishPayment(orders.bus, order, 'authorized'),
+        publishPayment(orders.bus, order, 'declined'),
+      ]),
+    );
+    for (const { id, productId } of placed) {
+      await eventually(async () => ((await statusOf(id)).status !== 'PENDING' ? true : undefined));
+      const final = await statusOf(id);
+      const stock = await eventually(async () => {
+        const s = await stockOf(orders.db, productId);
+        return s.reserved === 0 ? s : undefined;
+      });
+      expect(stock.stock).toBe(final.status === 'CONFIRMED' ? 4 : 5);
+    }
+  });
+
+  it('the user cancels a PENDING and a CONFIRMED order (USER_CANCELLED, refund via order.cancelled)', async () => {
+    const pending = await place(2);
+    const cancel = (id: string, who: TestUser = user) =>
+      fetch(`${orders.url}/v1/orders/${id}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${who.token}` },
+      });
+    const stranger = await newUser();
+    expect((await cancel(pending.id, stranger)).status).toBe(404);
+    const response = await cancel(pending.id);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      status: 'CANCELLED',
+      cancelReason: 'USER_CANCELLED',
+    });
+    expect(await stockOf(orders.db, pending.productId)).toEqual({ stock: 10, reserved: 0 });
+
+    const confirmed = await place(3);
+    await publishPayment(orders.bus, confirmed.order, 'authorized', 'pay_usercancel1');
+    await until(confirmed.id, 'CONFIRMED');
+    expect((await cancel(confirmed.id)).status).toBe(200);
+    await eventually(async () => {
+      const s = await stockOf(orders.db, confirmed.productId);
+      return s.stock === 10 && s.reserved === 0 ? true : undefined;
+    });
+    await eventually(() =>
+      tap.of(confirmed.id).some((e) => e.type === 'order.cancelled.v1') ? true : undefined,
+    );
+    expect(tap.of(confirmed.id).find((e) => e.type === 'order.cancelled.v1')?.data).toMatchObject({
+      reason: 'USER_CANCELLED',
+      paymentId: 'pay_usercancel1',
+    });
+    // Cancelling again changes nothing and releases nothing twice.
+    expect((await cancel(confirmed.id)).status).toBe(200);
+    expect(await stockOf(orders.db, confirmed.productId)).toEqual({ stock: 10, reserved: 0 });
+  });
+});
