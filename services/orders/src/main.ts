@@ -25,6 +25,7 @@ const bus = createEventBus({
   logger,
   validate: validateEvent,
   name: service,
+  exchange: config.EVENTS_EXCHANGE,
 });
 const instanceId = `${config.SERVICE_INSTANCE_ID ?? service}:${randomUUID().slice(0, 8)}`;
 const orders = buildApp({ config, logger, telemetry, mongo, instanceId });
