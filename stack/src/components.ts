@@ -6,6 +6,14 @@ import pg from 'pg';
 import { renderEdgeConfig } from '../edge/src/nginx-config';
 import type { StackConfig } from './config';
 import { repoRoot } from './config';
+import {
+  configureObservability,
+  isObservabilityEnabledFor,
+  logShippingUrl,
+  observabilityComponents,
+  otlpEndpoint,
+  registerServiceComponents,
+} from './observability';
 import { portOf, type PortName } from './ports';
 import { amqpProbe, httpProbe, mongoProbe, postgresProbe, redisProbe, type Probe } from './probes';
 import { run, runChecked } from './run';
@@ -560,6 +568,14 @@ function service(name: string, options: ServiceOptions): ComponentSpec {
         ETCD_URL: infraUrls(ctx).etcd,
         // Services verify access tokens themselves, with the users service's published keys.
         JWKS_URL: `http://127.0.0.1:${ctx.port('users')}/.well-known/jwks.json`,
+        // Traces to Jaeger (OTLP/HTTP) and logs to Elasticsearch (bulk API). Both are fire-and-forget
+        // from the service's side: bounded queues, dropped (and counted) when the receiver is down.
+        ...(isObservabilityEnabledFor(ctx)
+          ? {
+              OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint(ctx),
+              LOG_ELASTICSEARCH_URL: logShippingUrl(ctx),
+            }
+          : {}),
         ...options.env?.(ctx),
       },
       asServiceUser: false,
@@ -581,6 +597,7 @@ function service(name: string, options: ServiceOptions): ComponentSpec {
 
 /** Every part of the local system, in no particular order (the supervisor orders by `dependsOn`). */
 export const componentSpecs: readonly ComponentSpec[] = [
+  ...observabilityComponents,
   postgres,
   mongo,
   redis,
@@ -667,12 +684,15 @@ export const componentSpecs: readonly ComponentSpec[] = [
   }),
 ];
 
+registerServiceComponents(componentSpecs);
+
 export function createContext(
   config: StackConfig,
   secrets: StackSecrets,
   tools: Partial<ToolPaths>,
   serviceUser: ServiceUser | undefined,
 ): StackContext {
+  configureObservability(config);
   return {
     config,
     secrets,

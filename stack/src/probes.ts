@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import pg from 'pg';
 
@@ -34,15 +35,27 @@ export const tcpProbe =
   (signal) =>
     withSocket(port, signal, (_socket, done) => done());
 
-/** An HTTP GET answers 2xx (and, optionally, a body check passes). */
+/**
+ * An HTTP GET answers 2xx (and, optionally, a body check passes). node:http rather than fetch:
+ * fetch refuses the WHATWG "bad ports" (e.g. 10080, the edge's port at test offset 2000).
+ */
 export const httpProbe =
   (url: string, isHealthyBody: (body: string) => boolean = () => true): Probe =>
-  async (signal) => {
-    const response = await fetch(url, { signal });
-    const body = await response.text();
-    if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-    if (!isHealthyBody(body)) throw new Error(`${url} answered an unhealthy body`);
-  };
+  (signal) =>
+    new Promise((resolve, reject) => {
+      const request = http.get(url, { signal }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          if (status < 200 || status > 299) reject(new Error(`${url} answered ${status}`));
+          else if (!isHealthyBody(body)) reject(new Error(`${url} answered an unhealthy body`));
+          else resolve();
+        });
+      });
+      request.on('error', reject);
+    });
 
 /** Redis answers PING with PONG after AUTH (RESP inline commands). */
 export const redisProbe =

@@ -18,7 +18,10 @@ describe('the local stack supervises its processes', () => {
     }
   });
 
-  it('restarts each component killed with SIGKILL and reports it ready within 15 s', async () => {
+  // Elasticsearch is a JVM that needs 20-40 s to boot (more on a busy 2-core machine): its own limit.
+  const restartLimitMs = (name: string) => (name === 'elasticsearch' ? 180_000 : 15_000);
+
+  it('restarts each component killed with SIGKILL and reports it ready within 15 s (Elasticsearch: 3 min)', async () => {
     const before = await testStackStatus();
     const current = async (name: string, instance: number) =>
       (await testStackStatus()).find((c) => c.name === name && c.instance === instance);
@@ -38,15 +41,19 @@ describe('the local stack supervises its processes', () => {
           const now = await current(name, instance);
           return now?.state === 'ready' && now.pid !== victim.pid ? now : undefined;
         },
-        { timeoutMs: 15_000, intervalMs: 250, what: `${name} ready again after SIGKILL` },
+        {
+          timeoutMs: restartLimitMs(name),
+          intervalMs: 250,
+          what: `${name} ready again after SIGKILL`,
+        },
       );
       expect(revived.restarts).toBeGreaterThanOrEqual(victim.restarts + 1);
-      expect(Date.now() - killedAt).toBeLessThan(15_000);
+      expect(Date.now() - killedAt).toBeLessThan(restartLimitMs(name));
     }
     // Whatever depended on a restarted server is ready again too.
     await eventually(
       async () => ((await testStackStatus()).every((c) => c.state === 'ready') ? true : undefined),
       { timeoutMs: 15_000, what: 'every component ready' },
     );
-  });
+  }, 600_000);
 });

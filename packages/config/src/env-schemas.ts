@@ -154,6 +154,8 @@ export const serviceEnv = z.object({
   LOG_LEVEL: logLevel().default('info'),
   SERVICE_INSTANCE_ID: z.string().trim().min(1).optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: url({ protocols: ['http', 'https'] }).optional(),
+  /** Elasticsearch base URL; when set, every log line is also shipped there (bulk API, batched). */
+  LOG_ELASTICSEARCH_URL: url({ protocols: ['http', 'https'] }).optional(),
   SHUTDOWN_TIMEOUT_MS: durationMs().default(10_000),
   REQUEST_TIMEOUT_MS: durationMs().default(10_000),
   BODY_LIMIT_BYTES: positiveInt().default(1024 * 1024),

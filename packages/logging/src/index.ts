@@ -8,3 +8,9 @@ export {
   scrubJsonLine,
   scrubSensitiveText,
 } from './sensitive-text';
+export { createElasticsearchShipper } from './elasticsearch-shipper';
+export type {
+  ElasticsearchShipper,
+  ElasticsearchShipperOptions,
+  ShipperStats,
+} from './elasticsearch-shipper';

@@ -19,6 +19,11 @@ export interface LoggerOptions {
    * secret-named keys (`secretKeys`) are redacted everywhere without being listed.
    */
   readonly redactPaths?: readonly string[];
+  /**
+   * A second destination every line also goes to, after redaction, e.g. the Elasticsearch shipper
+   * (`createElasticsearchShipper`). Its `write` must not block.
+   */
+  readonly shipTo?: DestinationStream;
 }
 
 /** The logger type every package and service passes around. */
@@ -53,7 +58,16 @@ function serializeError(error: unknown): unknown {
  * ```
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const { service, level = 'info', instanceId, destination, redactPaths = [] } = options;
+  const { service, level = 'info', instanceId, destination, redactPaths = [], shipTo } = options;
+  const primary = destination ?? pino.destination({ dest: 1, sync: true });
+  // multistream filters by each stream's level; the logger's own level already did.
+  const output =
+    shipTo === undefined
+      ? primary
+      : pino.multistream([
+          { stream: primary, level: 'trace' },
+          { stream: shipTo, level: 'trace' },
+        ]);
   return pino(
     {
       level,
@@ -71,6 +85,6 @@ export function createLogger(options: LoggerOptions): Logger {
         : { redact: { paths: [...redactPaths], censor: REDACTED } }),
       hooks: { streamWrite: scrubJsonLine },
     },
-    destination ?? pino.destination({ dest: 1, sync: true }),
+    output,
   );
 }

@@ -1,5 +1,5 @@
 import type { ServiceConfig } from '@bazaar/config';
-import { createLogger, type Logger } from '@bazaar/logging';
+import { createElasticsearchShipper, createLogger, type Logger } from '@bazaar/logging';
 import { startTelemetry, type Telemetry } from '@bazaar/telemetry';
 
 /** What every composition root starts with. */
@@ -26,11 +26,7 @@ export function bootstrapService<C extends ServiceConfig>(
     return exit(1);
   }
   const instanceId = config.SERVICE_INSTANCE_ID;
-  const logger = createLogger({
-    service,
-    level: config.LOG_LEVEL,
-    ...(instanceId === undefined ? {} : { instanceId }),
-  });
+  // Telemetry first: the log shipper's counters need the meter provider it registers.
   const telemetry = startTelemetry({
     serviceName: service,
     ...(instanceId === undefined ? {} : { serviceInstanceId: instanceId }),
@@ -38,5 +34,27 @@ export function bootstrapService<C extends ServiceConfig>(
       ? {}
       : { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }),
   });
-  return { config, logger, telemetry };
+  const shipper =
+    config.LOG_ELASTICSEARCH_URL === undefined
+      ? undefined
+      : createElasticsearchShipper({ url: config.LOG_ELASTICSEARCH_URL });
+  const logger = createLogger({
+    service,
+    level: config.LOG_LEVEL,
+    ...(instanceId === undefined ? {} : { instanceId }),
+    ...(shipper === undefined ? {} : { shipTo: shipper }),
+  });
+  if (shipper === undefined) return { config, logger, telemetry };
+  // runService ends with telemetry.shutdown(): the last log lines are shipped just before it.
+  return {
+    config,
+    logger,
+    telemetry: {
+      ...telemetry,
+      shutdown: async () => {
+        await shipper.close();
+        await telemetry.shutdown();
+      },
+    },
+  };
 }

@@ -13,6 +13,7 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_VERSION,
 } from '@opentelemetry/semantic-conventions';
+import { attachInstrumentations } from './instrumentations';
 import { PROMETHEUS_CONTENT_TYPE, PullMetricReader, renderPrometheus } from './prometheus';
 import { createPropagator } from './propagation';
 import { registerRuntimeMetrics } from './runtime-metrics';
@@ -109,10 +110,18 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
 
   const reader = new PullMetricReader();
-  const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  const meterProvider = new MeterProvider({
+    resource,
+    readers: [reader],
+    // `db.client.connection.count` (pg instrumentation) would render as `db_client_connection_count`,
+    // which Prometheus reads as the count series of a histogram (promtool rejects it); its previous
+    // semantic-conventions name says the same without the clash.
+    views: [{ instrumentName: 'db.client.connection.count', name: 'db.client.connections.usage' }],
+  });
   const stopRuntimeMetrics = registerRuntimeMetrics(meterProvider.getMeter('@bazaar/telemetry'));
 
   registerGlobals(tracerProvider, meterProvider);
+  attachInstrumentations(tracerProvider, meterProvider);
 
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   let stopped: Promise<void> | undefined;
