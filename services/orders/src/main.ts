@@ -16,8 +16,6 @@ const mongo = new MongoClient(config.MONGO_URL, {
   maxPoolSize: config.MONGO_POOL_SIZE,
   serverSelectionTimeoutMS: 5_000,
   connectTimeoutMS: 5_000,
-  // Every command's deadline: a stalled server costs at most this per call.
-  timeoutMS: config.REQUEST_TIMEOUT_MS,
   appName: service,
 });
 const bus = createEventBus({
