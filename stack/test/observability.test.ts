@@ -83,7 +83,7 @@ describe('Prometheus rules', () => {
     ].map((match) => match[1]);
     const testText = readFileSync(tests, 'utf8');
     for (const name of alertNames) expect(testText, name).toContain(`alertname: ${name}`);
-  });
+  }, 180_000);
 
   it('are loaded by the running Prometheus, healthy', async () => {
     const response = await fetch(new URL('/api/v1/rules', testStack().url('prometheus')));
@@ -138,14 +138,16 @@ describe('Prometheus scrapes every service instance the stack runs', () => {
   it('follows `npm run scale`: a second instance is scraped, and dropped after scaling back', async () => {
     scale('psp-sandbox', 2);
     try {
-      const second = (await testStackStatus()).find(
-        (c) => c.name === 'psp-sandbox' && c.instance === 2,
+      const second = await eventually(
+        async () =>
+          (await testStackStatus()).find((c) => c.name === 'psp-sandbox' && c.instance === 2),
+        { timeoutMs: 15_000, what: 'the second psp-sandbox instance in the status' },
       );
       expect(second).toBeDefined();
       await eventually(
         async () => {
           const up = await prometheusQuery('up{job="bazaar", service="psp-sandbox"} == 1');
-          return up.some((series) => series.metric.instance === `127.0.0.1:${second?.port}`)
+          return up.some((series) => series.metric.instance === `127.0.0.1:${second.port}`)
             ? true
             : undefined;
         },

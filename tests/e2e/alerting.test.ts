@@ -18,7 +18,7 @@ interface MailDevEmail {
   readonly text?: string;
   readonly html?: string;
   readonly to: readonly { address: string }[];
-  readonly date: string;
+  readonly time: string;
 }
 
 function scale(service: string, count: number): void {
@@ -38,10 +38,10 @@ function scale(service: string, count: number): void {
 }
 
 async function operatorEmails(since: number): Promise<MailDevEmail[]> {
-  const emails = (await (await fetch(`${stack.url('mail')}/email`)).json()) as MailDevEmail[];
+  const emails = (await (await fetch(`${stack.url('mail')}/api/email`)).json()) as MailDevEmail[];
   return emails.filter(
     (email) =>
-      Date.parse(email.date) >= since - 1000 &&
+      Date.parse(email.time) >= since - 1000 &&
       email.to.some((to) => to.address.toLowerCase() === OPERATORS),
   );
 }
@@ -105,7 +105,7 @@ describe('alerting: payments down', () => {
         what: 'the alert email to the operators',
       },
     );
-    expect(Date.parse(email.date) - downAt).toBeLessThan(120_000);
+    expect(Date.parse(email.time) - downAt).toBeLessThan(120_000);
 
     const upAt = Date.now();
     scale('payments', 1);

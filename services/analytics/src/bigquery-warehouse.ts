@@ -314,7 +314,7 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
       );
       const payments = await query(
         `SELECT TIMESTAMP_TRUNC(occurred_at, ${unit}) AS bucket, currency,
-                SUM(IF(kind = 'captured', amount, -amount)) AS net
+                SUM(IF(kind = 'captured', amount, 0)) - SUM(IF(kind = 'refunded', amount, 0)) AS net
          FROM ${table('payment_facts')}
          WHERE ${inRange} AND kind IN ('captured', 'refunded') GROUP BY bucket, currency`,
         params,
@@ -393,8 +393,8 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
            SELECT order_id FROM ${table('order_facts')} WHERE kind = 'confirmed')
          GROUP BY product_id, currency
          ORDER BY quantity DESC, product_id, currency
-         LIMIT @limit`,
-        { ...rangeParams(range), limit },
+         LIMIT ${Math.max(1, Math.trunc(limit))}`,
+        rangeParams(range),
       );
       return rows.map((row): TopProduct => ({
         productId: String(row.product_id),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BazaarEvent } from '@bazaar/contracts';
 import {
+  CLOUDEVENTS_CONTENT_TYPE,
   DEFAULT_RETRY_POLICY,
   createEventBus,
   groupQueues,
@@ -35,8 +36,37 @@ export async function openTestWarehouse(file: string): Promise<Warehouse> {
   return warehouse;
 }
 
-export function testBus(name: string): EventBus {
-  return createEventBus({ url: testStack().rabbitmq, logger, name });
+export function testBus(name: string, url = testStack().rabbitmq): EventBus {
+  return createEventBus({ url, logger, name });
+}
+
+/**
+ * Sends events straight into one group's work queue (the default exchange), as the bus formats
+ * them: on the shared test stack, publishing to `bazaar.events` would also feed every other
+ * service's consumers (payments would authorize, notifications would email).
+ */
+export async function sendToGroupQueue(
+  group: string,
+  events: readonly BazaarEvent[],
+  url = testStack().rabbitmq,
+): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    for (let start = 0; start < events.length; start += 2_000) {
+      for (const event of events.slice(start, start + 2_000)) {
+        channel.sendToQueue(group, Buffer.from(JSON.stringify(event)), {
+          persistent: true,
+          contentType: CLOUDEVENTS_CONTENT_TYPE,
+          messageId: event.id,
+          type: event.type,
+        });
+      }
+      await channel.waitForConfirms();
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Publishes in confirmed chunks; throws if the broker did not confirm one. */
@@ -57,8 +87,11 @@ function queuesOf(group: string) {
 }
 
 /** Messages ready + unacknowledged in the group's work queue, and in its DLQ. */
-export async function queueDepths(group: string): Promise<{ work: number; dlq: number }> {
-  const connection = await amqp.connect(testStack().rabbitmq);
+export async function queueDepths(
+  group: string,
+  url = testStack().rabbitmq,
+): Promise<{ work: number; dlq: number }> {
+  const connection = await amqp.connect(url);
   try {
     const channel = await connection.createChannel();
     const queues = queuesOf(group);
@@ -70,8 +103,8 @@ export async function queueDepths(group: string): Promise<{ work: number; dlq: n
   }
 }
 
-export async function deleteGroupQueues(group: string): Promise<void> {
-  const connection = await amqp.connect(testStack().rabbitmq);
+export async function deleteGroupQueues(group: string, url = testStack().rabbitmq): Promise<void> {
+  const connection = await amqp.connect(url);
   try {
     const channel = await connection.createChannel();
     const queues = queuesOf(group);

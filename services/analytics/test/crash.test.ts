@@ -1,22 +1,21 @@
 // The analytics bundle as `npm start` runs it (services/analytics/dist/main.mjs), in child processes
 // on the test stack's broker with a warehouse file of their own: a second process on the same file
-// refuses to start; kill -9 in the middle of ingesting loses nothing and double-counts nothing.
+// refuses to start; kill -9 in the middle of ingesting loses nothing and double-counts nothing. Events
+// go straight into the child's group queue, so the test stack's other consumers never see them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
-import type { EventBus } from '@bazaar/event-bus';
 import { freePort, readStackConfig, repoRoot } from '@bazaar/stack';
 import { eventually, testStack } from '@bazaar/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adminToken,
   deleteGroupQueues,
-  publishAll,
   queueDepths,
+  sendToGroupQueue,
   tempDir,
-  testBus,
   uniqueGroup,
 } from './analytics.fixture';
 import { expectedOf, generateEvents, withDuplicates } from './events.fixture';
@@ -78,7 +77,6 @@ describe('analytics process crashes', () => {
   const group = uniqueGroup();
   const children: Child[] = [];
   let dir: { dir: string; remove: () => Promise<void> };
-  let bus: EventBus;
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -86,7 +84,6 @@ describe('analytics process crashes', () => {
       throw new Error(`${bundle} is missing: run node stack/bin/bazaar.mjs build`);
     }
     dir = await tempDir();
-    bus = testBus('analytics-crash-test');
     env = {
       WAREHOUSE_PATH: path.join(dir.dir, 'warehouse.duckdb'),
       CONSUMER_GROUP: group,
@@ -100,7 +97,6 @@ describe('analytics process crashes', () => {
     for (const child of children) {
       if (child.process.exitCode === null) child.process.kill('SIGKILL');
     }
-    await bus.close();
     await deleteGroupQueues(group).catch(() => undefined);
     await dir.remove();
   });
@@ -126,7 +122,7 @@ describe('analytics process crashes', () => {
     const stream = withDuplicates(distinct, 20_000 - distinct.length, 22);
     const expected = expectedOf(distinct);
 
-    const publishing = publishAll(bus, stream);
+    const publishing = sendToGroupQueue(group, stream);
     const atKill = await eventually(
       async () => {
         const stored = await storedEvents(first, token);

@@ -1,11 +1,13 @@
-// 50,000 events, duplicates included, through the real broker into a DuckDB warehouse: every distinct
-// event exactly once, facts and sums equal to what the generated events say, and the HTTP API (real
-// admin tokens from the test stack's users service) reporting the same numbers.
+// 50,000 events, duplicates included, published to the bazaar.events exchange of a real RabbitMQ with
+// their routing keys (a private broker: on the shared test stack every other service's consumers would
+// get them too) into a DuckDB warehouse: every distinct event exactly once, facts and sums equal to
+// what the generated events say, and the HTTP API (real admin tokens from the test stack's users
+// service) reporting the same numbers.
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { EventBus } from '@bazaar/event-bus';
 import { startTelemetry } from '@bazaar/telemetry';
-import { eventually, testStack } from '@bazaar/testing';
+import { eventually, startPrivateServers, testStack, type PrivateServers } from '@bazaar/testing';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app';
@@ -15,7 +17,6 @@ import type { Summary, Warehouse } from '../src/warehouse';
 import {
   adminToken,
   customerToken,
-  deleteGroupQueues,
   logger,
   openTestWarehouse,
   publishAll,
@@ -39,11 +40,14 @@ describe('analytics ingestion from the real broker', () => {
   let consumer: EventsConsumer | undefined;
   let expected: Expected;
   let app: FastifyInstance | undefined;
+  let servers: PrivateServers;
+  const broker = () => servers.urls.rabbitmq;
 
   beforeAll(async () => {
     dir = await tempDir();
     file = path.join(dir.dir, 'nested', 'warehouse.duckdb');
-    bus = testBus('analytics-ingest-test');
+    servers = await startPrivateServers(['rabbitmq']);
+    bus = testBus('analytics-ingest-test', servers.urls.rabbitmq);
     warehouse = await openTestWarehouse(file);
   });
 
@@ -52,7 +56,7 @@ describe('analytics ingestion from the real broker', () => {
     await consumer?.close();
     await warehouse.close();
     await bus.close();
-    await deleteGroupQueues(group).catch(() => undefined);
+    await servers.close();
     await dir.remove();
   });
 
@@ -81,13 +85,16 @@ describe('analytics ingestion from the real broker', () => {
       { timeoutMs: 180_000, intervalMs: 500, what: `${expected.events} events in the warehouse` },
     );
     // Everything delivered and written (duplicates arriving last must not add rows).
-    await eventually(async () => ((await queueDepths(group)).work === 0 ? true : undefined), {
-      timeoutMs: 60_000,
-      what: 'the work queue drained',
-    });
+    await eventually(
+      async () => ((await queueDepths(group, broker())).work === 0 ? true : undefined),
+      {
+        timeoutMs: 60_000,
+        what: 'the work queue drained',
+      },
+    );
     await consumer.close();
     consumer = undefined;
-    expect(await queueDepths(group)).toEqual({ work: 0, dlq: 0 });
+    expect(await queueDepths(group, broker())).toEqual({ work: 0, dlq: 0 });
 
     const summary = await warehouse.summary(allTime());
     expect(summary).toEqual({

@@ -50,6 +50,14 @@ export const configSchema = serviceEnv.extend({
   /** A key claimed longer ago than this by a request that never finished may be claimed again. */
   IDEMPOTENCY_IN_FLIGHT_MS: durationMs().default(60_000),
 
+  /**
+   * The topic exchange events travel on. Every Bazaar service uses the default; a test suite runs
+   * its instances on a private one so the stack's other services never react to its events.
+   */
+  EVENTS_EXCHANGE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{0,99}$/)
+    .default('bazaar.events'),
   /** The consumer group of payment events; every instance of orders shares it. */
   PAYMENT_EVENTS_GROUP: z
     .string()

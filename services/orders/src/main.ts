@@ -16,8 +16,6 @@ const mongo = new MongoClient(config.MONGO_URL, {
   maxPoolSize: config.MONGO_POOL_SIZE,
   serverSelectionTimeoutMS: 5_000,
   connectTimeoutMS: 5_000,
-  // Every command's deadline: a stalled server costs at most this per call.
-  timeoutMS: config.REQUEST_TIMEOUT_MS,
   appName: service,
 });
 const bus = createEventBus({
@@ -25,6 +23,7 @@ const bus = createEventBus({
   logger,
   validate: validateEvent,
   name: service,
+  exchange: config.EVENTS_EXCHANGE,
 });
 const instanceId = `${config.SERVICE_INSTANCE_ID ?? service}:${randomUUID().slice(0, 8)}`;
 const orders = buildApp({ config, logger, telemetry, mongo, instanceId });

@@ -10,6 +10,7 @@ import {
   startOrders,
   stockOf,
   testDatabaseUrl,
+  testExchange,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -17,12 +18,13 @@ import {
 describe('orders HTTP API', () => {
   const databaseUrl = testDatabaseUrl();
   const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
   let orders: RunningOrders;
   let alice: TestUser;
   let bob: TestUser;
 
   beforeAll(async () => {
-    orders = await startOrders(databaseUrl, { group, env: { CATALOG_SEED: 'true' } });
+    orders = await startOrders(databaseUrl, { group, exchange, env: { CATALOG_SEED: 'true' } });
     [alice, bob] = await Promise.all([newUser(), newUser()]);
   });
 

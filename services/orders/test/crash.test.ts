@@ -17,6 +17,7 @@ import {
   tapOrderEvents,
   testDatabaseUrl,
   testEnv,
+  testExchange,
   type TestUser,
 } from './orders.fixture';
 
@@ -58,10 +59,12 @@ async function kill9(child: ChildProcess): Promise<void> {
 describe('kill -9 of orders between reserving and publishing', () => {
   const databaseUrl = testDatabaseUrl();
   const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
   const bus = createEventBus({
     url: testStack().rabbitmq,
     logger: createLogger({ service: 'orders-test', level: 'warn' }),
     name: 'orders-crash-test',
+    exchange,
   });
   let tap: Awaited<ReturnType<typeof tapOrderEvents>>;
   let mongo: MongoClient;
@@ -88,7 +91,7 @@ describe('kill -9 of orders between reserving and publishing', () => {
   it('loses nothing: the orders acknowledged before the kill are published by the next process', async () => {
     const db = mongo.db();
     const productId = await addProduct(db, 100);
-    const env = { ...testEnv(databaseUrl, group), LOG_LEVEL: 'error' };
+    const env = { ...testEnv(databaseUrl, group, exchange), LOG_LEVEL: 'error' };
     // The first process stores orders but does not publish (its relay is off), so the kill is
     // certain to land after reserving and before publishing.
     const first = await startProcess({ ...env, OUTBOX_RELAY_ENABLED: 'false' });

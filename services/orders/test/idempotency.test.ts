@@ -9,6 +9,7 @@ import {
   startOrders,
   stockOf,
   testDatabaseUrl,
+  testExchange,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -16,14 +17,15 @@ import {
 describe('POST /v1/orders idempotency (Stripe contract)', () => {
   const databaseUrl = testDatabaseUrl();
   const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
   let instances: RunningOrders[] = [];
   let alice: TestUser;
   let bob: TestUser;
 
   beforeAll(async () => {
     instances = [
-      await startOrders(databaseUrl, { group }),
-      await startOrders(databaseUrl, { group }),
+      await startOrders(databaseUrl, { group, exchange }),
+      await startOrders(databaseUrl, { group, exchange }),
     ];
     [alice, bob] = await Promise.all([newUser(), newUser()]);
   });

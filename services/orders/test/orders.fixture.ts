@@ -16,8 +16,20 @@ export function testDatabaseUrl(name = `orders_test_${randomBytes(4).toString('h
   return `${testStack().mongo}${name}`;
 }
 
+/**
+ * A private topic exchange for one test file: the stack's payments (and every other consumer of
+ * order events) never sees the file's orders, so the file plays payments' side alone.
+ */
+export function testExchange(): string {
+  return `orders-test-${randomBytes(4).toString('hex')}.events`;
+}
+
 /** The environment an orders instance gets in tests, on top of which a test sets its own. */
-export function testEnv(databaseUrl: string, group: string): Record<string, string> {
+export function testEnv(
+  databaseUrl: string,
+  group: string,
+  exchange: string,
+): Record<string, string> {
   const stack = testStack();
   return {
     NODE_ENV: 'test',
@@ -27,6 +39,7 @@ export function testEnv(databaseUrl: string, group: string): Record<string, stri
     RABBITMQ_URL: stack.rabbitmq,
     JWKS_URL: `${stack.url('users')}/.well-known/jwks.json`,
     PAYMENT_EVENTS_GROUP: group,
+    EVENTS_EXCHANGE: exchange,
     CATALOG_SEED: 'false',
     ORDER_SWEEP_INTERVAL_MS: '200',
     RELAY_POLL_INTERVAL_MS: '100',
@@ -48,9 +61,12 @@ export interface RunningOrders {
  */
 export async function startOrders(
   databaseUrl: string,
-  options: { group: string; env?: Record<string, string> },
+  options: { group: string; exchange: string; env?: Record<string, string> },
 ): Promise<RunningOrders> {
-  const config = readConfig({ ...testEnv(databaseUrl, options.group), ...options.env });
+  const config = readConfig({
+    ...testEnv(databaseUrl, options.group, options.exchange),
+    ...options.env,
+  });
   const logger = createLogger({ service: 'orders', level: config.LOG_LEVEL });
   const telemetry = startTelemetry({ serviceName: 'orders' });
   const mongo = new MongoClient(config.MONGO_URL, { maxPoolSize: config.MONGO_POOL_SIZE });
@@ -60,6 +76,7 @@ export async function startOrders(
     logger,
     validate: validateEvent,
     name: 'orders-test',
+    exchange: config.EVENTS_EXCHANGE,
   });
   const service = buildApp({
     config,

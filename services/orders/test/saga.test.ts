@@ -12,6 +12,7 @@ import {
   stockOf,
   tapOrderEvents,
   testDatabaseUrl,
+  testExchange,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -21,13 +22,18 @@ import {
 describe('the checkout saga', () => {
   const databaseUrl = testDatabaseUrl();
   const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
   let orders: RunningOrders;
   let tap: Awaited<ReturnType<typeof tapOrderEvents>>;
   let user: TestUser;
 
   beforeAll(async () => {
     // A short payment deadline, so the timeout path runs within the test.
-    orders = await startOrders(databaseUrl, { group, env: { ORDER_PAYMENT_DEADLINE_MS: '3000' } });
+    orders = await startOrders(databaseUrl, {
+      group,
+      exchange,
+      env: { ORDER_PAYMENT_DEADLINE_MS: '3000' },
+    });
     tap = await tapOrderEvents(orders.bus);
     user = await newUser();
   });

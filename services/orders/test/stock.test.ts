@@ -9,6 +9,7 @@ import {
   startOrders,
   stockOf,
   testDatabaseUrl,
+  testExchange,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -18,13 +19,14 @@ import {
 describe('stock reservation under concurrency (FerretDB, two instances)', () => {
   const databaseUrl = testDatabaseUrl();
   const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
   let instances: RunningOrders[] = [];
   let buyers: TestUser[] = [];
 
   beforeAll(async () => {
     instances = [
-      await startOrders(databaseUrl, { group }),
-      await startOrders(databaseUrl, { group }),
+      await startOrders(databaseUrl, { group, exchange }),
+      await startOrders(databaseUrl, { group, exchange }),
     ];
     buyers = await Promise.all(Array.from({ length: 8 }, () => newUser()));
   });
