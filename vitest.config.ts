@@ -33,6 +33,17 @@ export default defineConfig({
           poolOptions: { forks: { singleFork: true } },
         },
       },
+      {
+        // Opt-in: needs the BigQuery emulator, a ~50-minute build (services/analytics/README.md).
+        test: {
+          name: 'bigquery',
+          include: ['services/analytics/test-bigquery/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['packages/testing/src/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -553,7 +553,8 @@ const elasticsearch: ComponentSpec = {
   },
   stopSignal: 'SIGTERM',
   stopTimeoutMs: 20_000,
-  startTimeoutMs: 120_000,
+  // A JVM: 20–40 s on an idle 2-core machine, over 2 min on a busy one.
+  startTimeoutMs: 300_000,
   restartWhenUnhealthyForMs: 60_000,
   isAvailable: isEnabled,
 };

@@ -7,7 +7,7 @@ import {
 } from '@bazaar/event-bus';
 import type { Logger } from '@bazaar/logging';
 import { createApp, type Closer } from '@bazaar/service-kit';
-import type { Telemetry } from '@bazaar/telemetry';
+import { createOrderMetrics, type Telemetry } from '@bazaar/telemetry';
 import type { FastifyInstance } from 'fastify';
 import type { Collection, Db, Document, MongoClient } from 'mongodb';
 import { catalogSeed } from './catalog-seed';
@@ -78,6 +78,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
     paymentDeadlineMs: config.ORDER_PAYMENT_DEADLINE_MS,
     reservationGraceMs: config.RESERVATION_GRACE_MS,
     onEventsWritten: () => relay?.wake(),
+    metrics: createOrderMetrics(telemetry.meter),
     now,
   });
 

@@ -2,6 +2,7 @@ import { createEvent, type EventTypes } from '@bazaar/contracts';
 import type { BusEvent } from '@bazaar/event-bus';
 import type { FieldIssue } from '@bazaar/errors';
 import type { Logger } from '@bazaar/logging';
+import type { OrderMetrics } from '@bazaar/telemetry';
 import {
   idempotencyKeyInUse,
   idempotencyKeyReused,
@@ -64,6 +65,8 @@ export interface OrderServiceDeps {
   readonly reservationGraceMs: number;
   /** Called after events were written, so the relay publishes without waiting for its poll. */
   readonly onEventsWritten?: () => void;
+  /** Business counters (`orders_placed_total`, saga outcomes, revenue). */
+  readonly metrics?: OrderMetrics;
   readonly now?: () => Date;
 }
 
@@ -236,6 +239,11 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       const saved = await orders.saveTransition(order.status, next, eventsFor(next, effect));
       if (!saved) throw new Error(`order ${orderId} changed under its lock`);
       await changeLines(next, effect === 'cancelled' ? 'release' : 'settle');
+      if (effect === 'cancelled') {
+        deps.metrics?.cancelled(next.cancelReason ?? 'USER_CANCELLED', next.placedAt);
+      } else {
+        deps.metrics?.confirmed(next.total, next.placedAt);
+      }
       return 'applied';
     });
     if (result === 'applied') wake();
@@ -296,6 +304,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
           );
         throw error;
       }
+      deps.metrics?.placed();
       const response: StoredResponse = { status: 202, body: placed };
       await keys.complete(userId, key, claim.token, response);
       return { response, replayed: false };
