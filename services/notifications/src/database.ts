@@ -1,94 +1,25 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@bazaar/logging';
-import { runner } from 'node-pg-migrate';
-import pg from 'pg';
+import {
+  createPool as createPostgresPool,
+  migrate as runMigrations,
+  type PoolOptions as PostgresPoolOptions,
+} from '@bazaar/postgres';
+import type pg from 'pg';
 
-/** Anything that runs a query: the pool, or a client inside a transaction. */
-export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string,
-    values?: unknown[],
-  ): Promise<pg.QueryResult<R>>;
-}
+export { inTransaction, type Queryable } from '@bazaar/postgres';
 
 // `src/database.ts` and the bundle `dist/main.mjs` are both one level below the service folder.
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
-export interface PoolOptions {
-  readonly connectionString: string;
-  readonly logger: Logger;
-  readonly max: number;
-  /** `statement_timeout` of every query: no request waits on PostgreSQL for longer. */
-  readonly statementTimeoutMs: number;
-}
+export type PoolOptions = Omit<PostgresPoolOptions, 'applicationName'>;
 
 /** The service's connection pool; every query has a deadline, and connecting has one too. */
 export function createPool(options: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: options.connectionString,
-    max: options.max,
-    connectionTimeoutMillis: 2_000,
-    idleTimeoutMillis: 30_000,
-    statement_timeout: options.statementTimeoutMs,
-    query_timeout: options.statementTimeoutMs + 1_000,
-    application_name: 'notifications',
-  });
-  // An idle client whose connection dies (PostgreSQL restarted) emits here; without a listener the
-  // process would crash. The pool replaces the client on the next checkout.
-  pool.on('error', (error) => {
-    options.logger.warn({ err: error }, 'idle PostgreSQL connection lost');
-  });
-  return pool;
+  return createPostgresPool({ ...options, applicationName: 'notifications' });
 }
 
-/**
- * Applies the pending migrations of `migrations/` (forward only: there are no down migrations).
- * Instances starting together are serialised by node-pg-migrate's advisory lock.
- */
-export async function migrate(pool: pg.Pool, logger: Logger): Promise<string[]> {
-  const client = await pool.connect();
-  try {
-    const applied = await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      direction: 'up',
-      migrationsTable: 'pgmigrations',
-      checkOrder: true,
-      singleTransaction: true,
-      advisoryLockMode: 'wait',
-      logger: {
-        debug: (message) => logger.debug({ migration: true }, message),
-        info: (message) => logger.debug({ migration: true }, message),
-        warn: (message) => logger.warn({ migration: true }, message),
-        error: (message) => logger.error({ migration: true }, message),
-      },
-    });
-    const names = applied.map((migration) => migration.name);
-    if (names.length > 0) logger.info({ migrations: names }, 'database migrated');
-    return names;
-  } finally {
-    client.release();
-  }
-}
-
-/** Runs `work` in a transaction on one client of the pool; rolls back if it throws. */
-export async function inTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  let isBroken = false;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {
-      isBroken = true;
-    });
-    throw error;
-  } finally {
-    client.release(isBroken);
-  }
+/** Applies the pending migrations of `migrations/`. */
+export function migrate(pool: pg.Pool, logger: Logger): Promise<string[]> {
+  return runMigrations(pool, logger, MIGRATIONS_DIR);
 }
