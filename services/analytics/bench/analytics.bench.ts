@@ -134,10 +134,27 @@ async function drainWithAnalytics(group: string, total: number, dir: string): Pr
       CONSUMER_GROUP: group,
     },
   });
+  // Sustained ingestion: the clock starts once the process answers, and the events it inserted before
+  // then (its consumer starts before its port opens) are not counted, so Node's start, the DuckDB
+  // open and the broker connection are not ingestion time.
+  const spawned = performance.now();
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`analytics exited with ${String(child.exitCode)}`);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) break;
+    await sleep(10);
+  }
   const began = performance.now();
+  const insertedBefore = insertedOf(
+    await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()),
+  );
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`analytics exited with ${child.exitCode}`);
+      if (child.exitCode !== null)
+        throw new Error(`analytics exited with ${String(child.exitCode)}`);
       const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(
         (response) => (response.ok ? response.text() : ''),
         () => '',
@@ -146,9 +163,10 @@ async function drainWithAnalytics(group: string, total: number, dir: string): Pr
       await sleep(20);
     }
     const seconds = (performance.now() - began) / 1000;
+    const startSeconds = (began - spawned) / 1000;
     return {
-      label: 'analytics → DuckDB (bundle, batches of 2,000, durable commit before ack)',
-      events: total,
+      label: `analytics → DuckDB (bundle, batches of 2,000, durable commit before ack; timed from ready, start took ${startSeconds.toFixed(1)} s)`,
+      events: total - insertedBefore,
       seconds,
     };
   } finally {
@@ -301,8 +319,8 @@ baseline drains the same events with an \`@bazaar/event-bus\` consumer (same val
 | ${baseline.label} | ${fmt(baseline.events)} | ${baseline.seconds.toFixed(1)} | ${fmt(rate(baseline))} |
 
 Goal ≥ ${fmt(GOAL_EVENTS_PER_SECOND)} events/s: ${verdict(rate(ingest) >= GOAL_EVENTS_PER_SECOND)}
-(${(rate(ingest) / rate(baseline)).toFixed(2)}× the no-op consumer). The analytics figure includes
-its process start (~1 s), so it understates the steady rate.
+(${(rate(ingest) / rate(baseline)).toFixed(2)}× the no-op consumer). The analytics figure is timed
+from the moment its process answers and counts only the events inserted after that.
 
 **Summary latency over ${fmt(generated.raw)} raw events.** Generated directly in DuckDB with SQL in
 ${generated.seconds.toFixed(0)} s: 2.5M orders over 90 days (65 % confirmed and captured, 6 %
