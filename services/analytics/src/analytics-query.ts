@@ -1,7 +1,7 @@
 // Request parameters of the aggregate endpoints, checked before any query runs; money lists.
 import type { FieldIssue } from '@bazaar/errors';
 import type { Money } from '@bazaar/contracts';
-import type { Interval, TimeRange } from './warehouse';
+import type { Interval, Summary, TimeBucket, TimeRange } from './warehouse';
 
 /** Buckets one time series may have: 31 days of hours, ~2.7 years of days. */
 export const MAX_BUCKETS = 1_000;
@@ -90,4 +90,81 @@ export function addAmount(totals: Map<string, number>, currency: string, amount:
 /** confirmed / placed, 4 decimals; 0 when nothing was placed. */
 export function conversionRate(placed: number, confirmed: number): number {
   return placed === 0 ? 0 : Math.round((confirmed / placed) * 10_000) / 10_000;
+}
+
+/** A result row as an adapter's driver returns it. */
+type Row = Readonly<Record<string, unknown>>;
+
+/** How an adapter reads its driver's values: numbers (bigint, BigQuery numerics) and bucket instants. */
+export interface RowReader {
+  readonly toNumber: (value: unknown) => number;
+  /** A bucket's start as an ISO-8601 instant (`…T00:00:00.000Z`). */
+  readonly instant: (value: unknown) => string;
+}
+
+/**
+ * The summary from the adapters' three queries: the event count, order counts (`placed`,
+ * `confirmed`, `cancelled`), and per-currency payment rows (`currency`, `captured`, `refunded`,
+ * `failed`). Revenue is captured minus refunded.
+ */
+export function summaryFromRows(
+  read: RowReader,
+  events: Row | undefined,
+  orders: Row | undefined,
+  payments: readonly Row[],
+): Summary {
+  const captured = new Map<string, number>();
+  const refunded = new Map<string, number>();
+  const revenue = new Map<string, number>();
+  let paymentsFailed = 0;
+  for (const row of payments) {
+    const currency = String(row.currency);
+    addAmount(captured, currency, read.toNumber(row.captured));
+    addAmount(refunded, currency, read.toNumber(row.refunded));
+    addAmount(revenue, currency, read.toNumber(row.captured) - read.toNumber(row.refunded));
+    paymentsFailed += read.toNumber(row.failed);
+  }
+  return {
+    events: read.toNumber(events?.n),
+    ordersPlaced: read.toNumber(orders?.placed),
+    ordersConfirmed: read.toNumber(orders?.confirmed),
+    ordersCancelled: read.toNumber(orders?.cancelled),
+    paymentsFailed,
+    revenue: moneyList(revenue),
+    captured: moneyList(captured),
+    refunded: moneyList(refunded),
+  };
+}
+
+/**
+ * Every bucket of `range`, empty ones included, from order rows (`bucket`, `placed`, `confirmed`,
+ * `cancelled`) and net revenue rows (`bucket`, `currency`, `net`).
+ */
+export function seriesFromRows(
+  read: RowReader,
+  range: TimeRange,
+  interval: Interval,
+  orders: readonly Row[],
+  payments: readonly Row[],
+): TimeBucket[] {
+  const byBucket = new Map<string, Row>();
+  for (const row of orders) byBucket.set(read.instant(row.bucket), row);
+  const revenue = new Map<string, Map<string, number>>();
+  for (const row of payments) {
+    const key = read.instant(row.bucket);
+    const totals = revenue.get(key) ?? new Map<string, number>();
+    addAmount(totals, String(row.currency), read.toNumber(row.net));
+    revenue.set(key, totals);
+  }
+  return bucketStarts(range, interval).map((start): TimeBucket => {
+    const key = start.toISOString();
+    const row = byBucket.get(key);
+    return {
+      start: key,
+      ordersPlaced: read.toNumber(row?.placed),
+      ordersConfirmed: read.toNumber(row?.confirmed),
+      ordersCancelled: read.toNumber(row?.cancelled),
+      revenue: moneyList(revenue.get(key) ?? new Map()),
+    };
+  });
 }

@@ -6,15 +6,19 @@
 import { BigQuery, type TableField } from '@google-cloud/bigquery';
 import type { BazaarEvent } from '@bazaar/contracts';
 import type { Logger } from '@bazaar/logging';
-import { addAmount, bucketStarts, moneyList } from './analytics-query';
+import {
+  addAmount,
+  moneyList,
+  seriesFromRows,
+  summaryFromRows,
+  type RowReader,
+} from './analytics-query';
 import { emptyFactRows, addFactsOf, uniqueById, type FactRows } from './warehouse-event';
 import type {
   AppendResult,
   CancellationCount,
   Interval,
   RebuildResult,
-  Summary,
-  TimeBucket,
   TimeRange,
   TopProduct,
   Warehouse,
@@ -179,6 +183,8 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
     return rows as Record<string, unknown>[];
   }
 
+  const rowReader: RowReader = { toNumber, instant: timestampOf };
+
   function rangeParams(range: TimeRange) {
     return {
       from: BigQuery.timestamp(range.from),
@@ -279,27 +285,7 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
          FROM ${table('payment_facts')} WHERE ${inRange} GROUP BY currency`,
         params,
       );
-      const captured = new Map<string, number>();
-      const refunded = new Map<string, number>();
-      const revenue = new Map<string, number>();
-      let paymentsFailed = 0;
-      for (const row of payments) {
-        const currency = String(row.currency);
-        addAmount(captured, currency, toNumber(row.captured));
-        addAmount(refunded, currency, toNumber(row.refunded));
-        addAmount(revenue, currency, toNumber(row.captured) - toNumber(row.refunded));
-        paymentsFailed += toNumber(row.failed);
-      }
-      return {
-        events: toNumber(events?.n),
-        ordersPlaced: toNumber(orders?.placed),
-        ordersConfirmed: toNumber(orders?.confirmed),
-        ordersCancelled: toNumber(orders?.cancelled),
-        paymentsFailed,
-        revenue: moneyList(revenue),
-        captured: moneyList(captured),
-        refunded: moneyList(refunded),
-      } satisfies Summary;
+      return summaryFromRows(rowReader, events, orders, payments);
     },
 
     async ordersOverTime(range, interval: Interval) {
@@ -319,26 +305,7 @@ export function openBigQueryWarehouse(options: BigQueryWarehouseOptions): Wareho
          WHERE ${inRange} AND kind IN ('captured', 'refunded') GROUP BY bucket, currency`,
         params,
       );
-      const byBucket = new Map<string, Record<string, unknown>>();
-      for (const row of orders) byBucket.set(timestampOf(row.bucket), row);
-      const revenue = new Map<string, Map<string, number>>();
-      for (const row of payments) {
-        const key = timestampOf(row.bucket);
-        const totals = revenue.get(key) ?? new Map<string, number>();
-        addAmount(totals, String(row.currency), toNumber(row.net));
-        revenue.set(key, totals);
-      }
-      return bucketStarts(range, interval).map((start): TimeBucket => {
-        const key = start.toISOString();
-        const row = byBucket.get(key);
-        return {
-          start: key,
-          ordersPlaced: toNumber(row?.placed),
-          ordersConfirmed: toNumber(row?.confirmed),
-          ordersCancelled: toNumber(row?.cancelled),
-          revenue: moneyList(revenue.get(key) ?? new Map()),
-        };
-      });
+      return seriesFromRows(rowReader, range, interval, orders, payments);
     },
 
     async conversion(range) {

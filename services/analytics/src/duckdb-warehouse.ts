@@ -5,7 +5,13 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { BazaarEvent } from '@bazaar/contracts';
 import type { Logger } from '@bazaar/logging';
-import { addAmount, bucketStarts, moneyList } from './analytics-query';
+import {
+  addAmount,
+  moneyList,
+  seriesFromRows,
+  summaryFromRows,
+  type RowReader,
+} from './analytics-query';
 import { warehouseLocked } from './errors';
 import { emptyFactRows, addFactsOf, idHashOf, uniqueById, type FactRows } from './warehouse-event';
 import type {
@@ -14,8 +20,6 @@ import type {
   Conversion,
   Interval,
   RebuildResult,
-  Summary,
-  TimeBucket,
   TimeRange,
   TopProduct,
   Warehouse,
@@ -202,6 +206,8 @@ function toNumber(value: unknown): number {
   return Number(value);
 }
 
+const rowReader: RowReader = { toNumber, instant: text };
+
 function rangeParams(range: TimeRange): Record<string, string> {
   return {
     from: timestampText(range.from.toISOString()),
@@ -355,27 +361,7 @@ export async function openDuckDbWarehouse(options: DuckDbWarehouseOptions): Prom
          FROM payment_facts WHERE ${inRange} GROUP BY currency`,
         params,
       );
-      const captured = new Map<string, number>();
-      const refunded = new Map<string, number>();
-      const revenue = new Map<string, number>();
-      let paymentsFailed = 0;
-      for (const row of payments) {
-        const currency = text(row.currency);
-        addAmount(captured, currency, toNumber(row.captured));
-        addAmount(refunded, currency, toNumber(row.refunded));
-        addAmount(revenue, currency, toNumber(row.captured) - toNumber(row.refunded));
-        paymentsFailed += toNumber(row.failed);
-      }
-      return {
-        events: toNumber(events?.n),
-        ordersPlaced: toNumber(orders?.placed),
-        ordersConfirmed: toNumber(orders?.confirmed),
-        ordersCancelled: toNumber(orders?.cancelled),
-        paymentsFailed,
-        revenue: moneyList(revenue),
-        captured: moneyList(captured),
-        refunded: moneyList(refunded),
-      } satisfies Summary;
+      return summaryFromRows(rowReader, events, orders, payments);
     },
 
     async ordersOverTime(range, interval: Interval) {
@@ -395,26 +381,7 @@ export async function openDuckDbWarehouse(options: DuckDbWarehouseOptions): Prom
          FROM payment_facts WHERE ${inRange} AND kind IN ('captured', 'refunded') GROUP BY 1, 2`,
         params,
       );
-      const byBucket = new Map<string, (typeof orders)[number]>();
-      for (const row of orders) byBucket.set(text(row.bucket), row);
-      const revenue = new Map<string, Map<string, number>>();
-      for (const row of payments) {
-        const key = text(row.bucket);
-        const totals = revenue.get(key) ?? new Map<string, number>();
-        addAmount(totals, text(row.currency), toNumber(row.net));
-        revenue.set(key, totals);
-      }
-      return bucketStarts(range, interval).map((start): TimeBucket => {
-        const key = start.toISOString();
-        const row = byBucket.get(key);
-        return {
-          start: key,
-          ordersPlaced: toNumber(row?.placed),
-          ordersConfirmed: toNumber(row?.confirmed),
-          ordersCancelled: toNumber(row?.cancelled),
-          revenue: moneyList(revenue.get(key) ?? new Map()),
-        };
-      });
+      return seriesFromRows(rowReader, range, interval, orders, payments);
     },
 
     async conversion(range) {
