@@ -10,7 +10,7 @@ import { createPool, migrate } from './database';
 import { startOrderCancelledConsumer } from './order-cancelled.consumer';
 import { startOrderConfirmedConsumer } from './order-confirmed.consumer';
 import { startOrderPlacedConsumer } from './order-placed.consumer';
-import { createPspSandboxProcessor } from './psp-sandbox.processor';
+import { pspSandboxProcessorFromConfig } from './psp-sandbox.processor';
 import { startVoidSweeper } from './void.sweeper';
 
 const service = 'payments';
@@ -22,15 +22,7 @@ const pool = createPool({
   max: config.DATABASE_POOL_SIZE,
   statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
 });
-const processor = createPspSandboxProcessor({
-  baseUrl: config.PSP_URL,
-  timeoutMs: config.PSP_TIMEOUT_MS,
-  maxAttempts: config.PSP_MAX_ATTEMPTS,
-  breakerFailures: config.PSP_BREAKER_FAILURES,
-  breakerHalfOpenAfterMs: config.PSP_BREAKER_HALF_OPEN_MS,
-  connections: config.PSP_CONNECTIONS,
-  logger,
-});
+const processor = pspSandboxProcessorFromConfig(config, logger);
 const bus = createEventBus({
   url: config.RABBITMQ_URL,
   logger,

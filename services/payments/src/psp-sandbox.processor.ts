@@ -1,4 +1,5 @@
 import { isAppError } from '@bazaar/errors';
+import type { Config } from './config';
 import { createHttpClient, type HttpClient, type HttpClientLogger } from '@bazaar/http-client';
 import {
   ProcessorUnavailableError,
@@ -43,6 +44,30 @@ function codeOf(body: unknown): string {
 }
 
 /** The processor behind services/psp-sandbox (contracts/http/psp-sandbox.openapi.yaml). */
+/** The psp-sandbox processor as the service's config describes it (main.ts and the test fixture). */
+export function pspSandboxProcessorFromConfig(
+  config: Pick<
+    Config,
+    | 'PSP_URL'
+    | 'PSP_TIMEOUT_MS'
+    | 'PSP_MAX_ATTEMPTS'
+    | 'PSP_BREAKER_FAILURES'
+    | 'PSP_BREAKER_HALF_OPEN_MS'
+    | 'PSP_CONNECTIONS'
+  >,
+  logger?: HttpClientLogger,
+): PaymentProcessor {
+  return createPspSandboxProcessor({
+    baseUrl: config.PSP_URL,
+    timeoutMs: config.PSP_TIMEOUT_MS,
+    maxAttempts: config.PSP_MAX_ATTEMPTS,
+    breakerFailures: config.PSP_BREAKER_FAILURES,
+    breakerHalfOpenAfterMs: config.PSP_BREAKER_HALF_OPEN_MS,
+    connections: config.PSP_CONNECTIONS,
+    ...(logger === undefined ? {} : { logger }),
+  });
+}
+
 export function createPspSandboxProcessor(options: PspSandboxProcessorOptions): PaymentProcessor {
   const http: HttpClient = createHttpClient({
     name: 'psp-sandbox',

@@ -30,7 +30,7 @@ import { startOrderPlacedConsumer } from '../src/order-placed.consumer';
 import { childPath, isTestLogEnabled } from './config';
 import { findLedgerViolations } from '../src/payment.repository';
 import type { PaymentProcessor } from '../src/processor';
-import { createPspSandboxProcessor } from '../src/psp-sandbox.processor';
+import { pspSandboxProcessorFromConfig } from '../src/psp-sandbox.processor';
 import { startVoidSweeper, type Sweeper } from '../src/void.sweeper';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -245,14 +245,7 @@ export async function startPayments(
     max: config.DATABASE_POOL_SIZE,
     statementTimeoutMs: config.REQUEST_TIMEOUT_MS,
   });
-  const processor = createPspSandboxProcessor({
-    baseUrl: config.PSP_URL,
-    timeoutMs: config.PSP_TIMEOUT_MS,
-    maxAttempts: config.PSP_MAX_ATTEMPTS,
-    breakerFailures: config.PSP_BREAKER_FAILURES,
-    breakerHalfOpenAfterMs: config.PSP_BREAKER_HALF_OPEN_MS,
-    connections: config.PSP_CONNECTIONS,
-  });
+  const processor = pspSandboxProcessorFromConfig(config);
   const bus = createEventBus({
     url: config.RABBITMQ_URL,
     logger,
