@@ -1,5 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { MongoClient } from 'mongodb';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { productsCollection } from '../src/product.repository';
 import {
@@ -7,32 +6,25 @@ import {
   getOrder,
   newUser,
   placeOrder,
-  startOrders,
   stockOf,
-  testDatabaseUrl,
-  testExchange,
+  ordersTestScope,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
 
 describe('orders HTTP API', () => {
-  const databaseUrl = testDatabaseUrl();
-  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
-  const exchange = testExchange();
+  const scope = ordersTestScope();
   let orders: RunningOrders;
   let alice: TestUser;
   let bob: TestUser;
 
   beforeAll(async () => {
-    orders = await startOrders(databaseUrl, { group, exchange, env: { CATALOG_SEED: 'true' } });
+    orders = await scope.start({ CATALOG_SEED: 'true' });
     [alice, bob] = await Promise.all([newUser(), newUser()]);
   });
 
   afterAll(async () => {
-    await orders.close();
-    const client = new MongoClient(databaseUrl);
-    await client.db().dropDatabase();
-    await client.close();
+    await scope.close();
   });
 
   const post = (body: unknown, headers: Record<string, string> = {}) =>

@@ -1,40 +1,29 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { MongoClient } from 'mongodb';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ordersCollection } from '../src/order.repository';
 import {
   addProduct,
   newUser,
   placeOrder,
-  startOrders,
   stockOf,
-  testDatabaseUrl,
-  testExchange,
+  ordersTestScope,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
 
 describe('POST /v1/orders idempotency (Stripe contract)', () => {
-  const databaseUrl = testDatabaseUrl();
-  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
-  const exchange = testExchange();
+  const scope = ordersTestScope();
   let instances: RunningOrders[] = [];
   let alice: TestUser;
   let bob: TestUser;
 
   beforeAll(async () => {
-    instances = [
-      await startOrders(databaseUrl, { group, exchange }),
-      await startOrders(databaseUrl, { group, exchange }),
-    ];
+    instances = [await scope.start(), await scope.start()];
     [alice, bob] = await Promise.all([newUser(), newUser()]);
   });
 
   afterAll(async () => {
-    for (const instance of instances) await instance.close();
-    const client = new MongoClient(databaseUrl);
-    await client.db().dropDatabase();
-    await client.close();
+    await scope.close();
   });
 
   const first = () => instances[0] as RunningOrders;

@@ -59,6 +59,41 @@ export interface RunningOrders {
  * Starts an orders instance in this process the way `main.ts` composes it (indexes, relay, consumer,
  * sweepers), listening on a free loopback port. Several may share one database: they are instances.
  */
+/**
+ * One test file's orders world: its own FerretDB database, payment-events group and exchange, the
+ * instances it started, and a `close` that stops them and drops the database.
+ */
+export function ordersTestScope() {
+  const databaseUrl = testDatabaseUrl();
+  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
+  const exchange = testExchange();
+  const running: RunningOrders[] = [];
+  return {
+    databaseUrl,
+    group,
+    exchange,
+    /** Starts one more orders instance of this scope (`env` on top of the test defaults). */
+    async start(env?: Record<string, string>): Promise<RunningOrders> {
+      const instance = await startOrders(databaseUrl, {
+        group,
+        exchange,
+        ...(env === undefined ? {} : { env }),
+      });
+      running.push(instance);
+      return instance;
+    },
+    async close(): Promise<void> {
+      for (const instance of running.splice(0)) await instance.close();
+      const client = new MongoClient(databaseUrl);
+      try {
+        await client.db().dropDatabase();
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
 export async function startOrders(
   databaseUrl: string,
   options: { group: string; exchange: string; env?: Record<string, string> },

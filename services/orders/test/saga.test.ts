@@ -1,6 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { eventually } from '@bazaar/testing';
-import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addProduct,
@@ -8,11 +7,9 @@ import {
   newUser,
   placeOrder,
   publishPayment,
-  startOrders,
   stockOf,
   tapOrderEvents,
-  testDatabaseUrl,
-  testExchange,
+  ordersTestScope,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -20,30 +17,21 @@ import {
 // payments' side is played by publishing real payment.* events to the broker; orders consumes them
 // through its own queue and publishes order.* events through its outbox, which a tap records.
 describe('the checkout saga', () => {
-  const databaseUrl = testDatabaseUrl();
-  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
-  const exchange = testExchange();
+  const scope = ordersTestScope();
   let orders: RunningOrders;
   let tap: Awaited<ReturnType<typeof tapOrderEvents>>;
   let user: TestUser;
 
   beforeAll(async () => {
     // A short payment deadline, so the timeout path runs within the test.
-    orders = await startOrders(databaseUrl, {
-      group,
-      exchange,
-      env: { ORDER_PAYMENT_DEADLINE_MS: '3000' },
-    });
+    orders = await scope.start({ ORDER_PAYMENT_DEADLINE_MS: '3000' });
     tap = await tapOrderEvents(orders.bus);
     user = await newUser();
   });
 
   afterAll(async () => {
     await tap.close();
-    await orders.close();
-    const client = new MongoClient(databaseUrl);
-    await client.db().dropDatabase();
-    await client.close();
+    await scope.close();
   });
 
   async function place(quantity: number, stock = 10) {

@@ -1,15 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addProduct,
   newUser,
   placeOrder,
-  startOrders,
   stockOf,
-  testDatabaseUrl,
-  testExchange,
+  ordersTestScope,
   type RunningOrders,
   type TestUser,
 } from './orders.fixture';
@@ -17,25 +13,17 @@ import {
 // Two orders instances on one FerretDB database, as `npm run scale -- orders=2` runs them: concurrent
 // buyers of the last units must never be sold more than there is.
 describe('stock reservation under concurrency (FerretDB, two instances)', () => {
-  const databaseUrl = testDatabaseUrl();
-  const group = `orders-test-${randomBytes(4).toString('hex')}.payment-events`;
-  const exchange = testExchange();
+  const scope = ordersTestScope();
   let instances: RunningOrders[] = [];
   let buyers: TestUser[] = [];
 
   beforeAll(async () => {
-    instances = [
-      await startOrders(databaseUrl, { group, exchange }),
-      await startOrders(databaseUrl, { group, exchange }),
-    ];
+    instances = [await scope.start(), await scope.start()];
     buyers = await Promise.all(Array.from({ length: 8 }, () => newUser()));
   });
 
   afterAll(async () => {
-    for (const instance of instances) await instance.close();
-    const client = new MongoClient(databaseUrl);
-    await client.db().dropDatabase();
-    await client.close();
+    await scope.close();
   });
 
   it('many concurrent buyers of the last units never oversell; stock and reservations add up', async () => {
