@@ -8,6 +8,7 @@ import { readStackConfig, repoRoot, type StackConfig } from './config';
 import { daemonPid, ensureDaemon, fetchStatus, operate, type StatusReport } from './control';
 import { isAlive } from './proc';
 import { reapRecorded } from './supervisor';
+import { vitestArgsFor } from './test-args';
 import { ensureTools, type ToolName } from './tools';
 
 const USAGE = `Usage: npm <command> [-- options]
@@ -150,7 +151,7 @@ function runVitest(config: StackConfig, args: readonly string[]): Promise<number
 async function test(argv: readonly string[]) {
   const config = readStackConfig('test');
   const keep = argv.includes('--keep');
-  const vitestArgs = argv.filter((arg) => arg !== '--keep' && arg !== 'test');
+  const vitestArgs = vitestArgsFor(argv);
   let code = 1;
   try {
     await start(config);
