@@ -99,14 +99,27 @@ export interface MongoOutboxRelayOptions {
   readonly leaseMs?: number;
   /** Polling interval when idle (FerretDB has no change streams). Default 500 ms. */
   readonly pollIntervalMs?: number;
+  /**
+   * Least time between two searches of the whole collection for pending entries, when writers name
+   * their documents through `wake(ids)`. The search finds what no hint named (documents written
+   * before a crash, by another instance, or while the hint queue was full); on FerretDB 1.24 it reads
+   * every document of the collection (no pushdown of `$exists`/`$in`), so between searches a round
+   * claims only the named documents, each read by its `_id`. Default: `pollIntervalMs`.
+   */
+  readonly scanIntervalMs?: number;
+  /** Documents removed from their outbox at once (one `updateOne` each). Default 16. */
+  readonly removalConcurrency?: number;
   /** Deadline of one round's publish. Default: the bus's. */
   readonly publishTimeoutMs?: number;
 }
 
 /** A running relay. */
 export interface MongoOutboxRelay {
-  /** Look for documents now (call it after writing events to skip the polling delay). */
-  wake(): void;
+  /**
+   * Look for documents now (call it after writing events to skip the polling delay). With `ids`, the
+   * documents just written: the next round claims them without searching the collection.
+   */
+  wake(ids?: readonly unknown[]): void;
   /** Events this relay published and removed from outboxes so far. */
   readonly publishedCount: number;
   /** Stops; resolves when the round in flight is finished. */
@@ -122,24 +135,65 @@ interface OutboxDocument extends MongoOutboxFields {
   _id: unknown;
 }
 
-function isDuplicateKey(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
+/** The ids of a failed unordered insertMany that collided with an existing `_id`; throws anything else. */
+function duplicateIndexes(error: unknown): Set<number> {
+  const writeErrors = (error as { writeErrors?: unknown }).writeErrors;
+  const list: unknown[] = Array.isArray(writeErrors)
+    ? writeErrors
+    : writeErrors === undefined
+      ? []
+      : [writeErrors];
+  if (list.length === 0) throw error;
+  const indexes = new Set<number>();
+  for (const writeError of list) {
+    const { index, code } = writeError as { index?: unknown; code?: unknown };
+    if (code !== 11000 || typeof index !== 'number') throw error;
+    indexes.add(index);
+  }
+  return indexes;
 }
+
+/** Runs `work` over `items`, at most `limit` at a time, in order of the items. */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      results[index] = await work(items[index] as T);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, () => worker()));
+  return results;
+}
+
+/** Most document ids remembered from `wake(ids)`; beyond it, the next search of the collection finds them. */
+const MAX_HINTS = 50_000;
 
 /**
  * Publishes the events embedded in aggregate documents and removes exactly those it published. Each
- * round: find documents with pending entries that no live lease covers; claim each by inserting a lease
- * `{ _id: <document id>, owner, token, until }` into the lease collection (the unique `_id` makes a claim
- * atomic — one relay wins); read the claimed documents; publish all their entries as one batch and await
- * the confirms; `$pullAll` the confirmed entries (exact values, so entries written meanwhile stay); drop
- * the leases. A dead relay's leases expire after `leaseMs` and are taken over. Delivery is at least once.
+ * round takes the documents writers named through `wake(ids)` and, at most every `scanIntervalMs`,
+ * searches the collection for pending entries that no live lease covers; claims them all with one
+ * unordered `insertMany` of leases `{ _id: <document id>, owner, token, until }` into the lease
+ * collection (the unique `_id` makes each claim atomic — one relay wins); reads each claimed document
+ * by its `_id`; publishes all their entries as one batch and awaits the confirms; `$pullAll`s the
+ * confirmed entries of each document (exact values, so entries written meanwhile stay; several
+ * documents at once); drops the leases. A dead relay's leases expire after `leaseMs` and are taken
+ * over. Delivery is at least once.
  *
  * Leases live outside the aggregate so the relay writes an aggregate document once per round: FerretDB
  * 1.24 does not make single-document updates atomic under concurrency (see the README), and every relay
  * write to a document is a chance to collide with a business write to it.
  *
- * FerretDB 1.24 note: `$pull` with a condition (`{ eventId: { $in: ids } }`) is accepted but removes
- * nothing, so the relay uses `$pullAll` with the exact entries it read.
+ * FerretDB 1.24 notes: `$pull` with a condition (`{ eventId: { $in: ids } }`) is accepted but removes
+ * nothing, so the relay uses `$pullAll` with the exact entries it read; `$exists` and `$in` are not
+ * pushed down to PostgreSQL (every document of the collection is read and filtered), which is why a
+ * round reads named documents one `_id` at a time and searches the whole collection only now and then.
  */
 export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOutboxRelay {
   const { collection, bus, logger } = options;
@@ -150,45 +204,88 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   const batchSize = options.batchSize ?? 100;
   const leaseMs = options.leaseMs ?? 30_000;
   const pollIntervalMs = options.pollIntervalMs ?? 500;
+  const scanIntervalMs = options.scanIntervalMs ?? pollIntervalMs;
+  const removalConcurrency = options.removalConcurrency ?? 16;
   const stopping = new AbortController();
   const wakeup = new Wakeup();
+  // Insertion-ordered, so the oldest named documents go first.
+  const hinted = new Set<unknown>();
+  let lastScanAt = Number.NEGATIVE_INFINITY;
+  // A `wake()` that named no documents asks for a search (a writer that does not name its documents).
+  let isSearchRequested = false;
   let publishedCount = 0;
 
-  /** Claims documents by inserting their leases; returns the ids this relay now holds. */
-  async function claim(now: Date, token: string): Promise<unknown[]> {
+  function takeHints(): unknown[] {
+    const ids: unknown[] = [];
+    for (const id of hinted) {
+      if (ids.length >= batchSize) break;
+      ids.push(id);
+      hinted.delete(id);
+    }
+    return ids;
+  }
+
+  /** Documents with pending entries that no live lease covers (reads the whole collection on FerretDB). */
+  async function search(now: Date, limit: number, exclude: readonly unknown[]): Promise<unknown[]> {
     await leases.deleteMany({ until: { $lt: now } });
     const held = await leases.find({}, { projection: { _id: 1 } }).toArray();
     const candidates = await collection
       .find(
-        { 'outbox.eventId': { $exists: true }, ...byId({ $nin: held.map((lease) => lease._id) }) },
-        { projection: { _id: 1 }, limit: batchSize },
+        {
+          'outbox.eventId': { $exists: true },
+          ...byId({ $nin: [...held.map((lease) => lease._id), ...exclude] }),
+        },
+        { projection: { _id: 1 }, limit },
       )
       .toArray();
+    return candidates.map((doc) => doc._id);
+  }
+
+  /** Claims documents with one unordered insert of their leases; returns the ids this relay now holds. */
+  async function claim(ids: readonly unknown[], now: Date, token: string): Promise<unknown[]> {
+    if (ids.length === 0) return [];
     const until = new Date(now.getTime() + leaseMs);
-    const claims = await Promise.allSettled(
-      candidates.map((doc) => leases.insertOne({ _id: doc._id, owner, token, until })),
-    );
-    const unexpected = claims.find(
-      (claim): claim is PromiseRejectedResult =>
-        claim.status === 'rejected' && !isDuplicateKey(claim.reason),
-    );
-    if (unexpected !== undefined) {
-      await leases.deleteMany({ token });
-      throw unexpected.reason;
+    try {
+      await leases.insertMany(ids.map((id) => ({ _id: id, owner, token, until })) as Document[], {
+        ordered: false,
+      });
+      return [...ids];
+    } catch (error) {
+      let taken: Set<number>;
+      try {
+        taken = duplicateIndexes(error);
+      } catch (unexpected) {
+        await leases.deleteMany({ token });
+        throw unexpected;
+      }
+      return ids.filter((_, index) => !taken.has(index));
     }
-    return candidates
-      .filter((_, index) => claims[index]?.status === 'fulfilled')
-      .map((doc) => doc._id);
   }
 
   async function relayRound(): Promise<{ claimed: number; failed: number }> {
     const token = randomUUID();
-    const ids = await claim(new Date(), token);
-    if (ids.length === 0) return { claimed: 0, failed: 0 };
+    const now = new Date();
+    const ids = takeHints();
+    const isSearchDue =
+      ids.length < batchSize && (isSearchRequested || Date.now() - lastScanAt >= scanIntervalMs);
+    if (isSearchDue) {
+      isSearchRequested = false;
+      lastScanAt = Date.now();
+      ids.push(...(await search(now, batchSize - ids.length, ids)));
+    }
+    const claimedIds = await claim(ids, now, token);
+    if (claimedIds.length === 0) return { claimed: 0, failed: 0 };
     try {
-      const claimed = (await collection
-        .find(byId({ $in: ids }), { projection: { outbox: 1 } })
-        .toArray()) as OutboxDocument[];
+      const claimed = (
+        await mapLimited(
+          claimedIds,
+          removalConcurrency,
+          (id) =>
+            collection.findOne(byId(id), {
+              projection: { outbox: 1 },
+            }) as Promise<OutboxDocument | null>,
+        )
+      ).filter((doc): doc is OutboxDocument => doc !== null);
       const pending = claimed.flatMap((doc) =>
         (doc.outbox ?? []).map((entry) => ({ id: doc._id, entry })),
       );
@@ -208,12 +305,13 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
           firstFailure ??= results[index]?.reason;
         }
       });
-      // One update per document, one at a time: FerretDB 1.24 deadlocks when two multi-statement
-      // update commands (bulkWrite) run at once.
-      for (const [id, entries] of published) {
+      // One single-statement update per document (FerretDB 1.24 deadlocks when two multi-statement
+      // update commands — bulkWrite — run at once); the documents are distinct and leased, so several
+      // run side by side.
+      await mapLimited([...published], removalConcurrency, async ([id, entries]) => {
         const removal: Document = { $pullAll: { outbox: entries } };
         await collection.updateOne(byId(id), removal);
-      }
+      });
       const confirmed = [...published.values()].reduce((sum, entries) => sum + entries.length, 0);
       publishedCount += confirmed;
       const failed = pending.length - confirmed;
@@ -223,7 +321,7 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
           'outbox events not published; they stay in their documents',
         );
       }
-      return { claimed: ids.length, failed };
+      return { claimed: claimedIds.length, failed };
     } finally {
       await leases.deleteMany({ token });
     }
@@ -236,7 +334,9 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
         const { claimed, failed } = await relayRound();
         if (failed === 0) {
           failures = 0;
-          if (claimed < batchSize) await wakeup.wait(pollIntervalMs, stopping.signal);
+          if (claimed < batchSize && hinted.size === 0) {
+            await wakeup.wait(pollIntervalMs, stopping.signal);
+          }
           continue;
         }
         failures += 1;
@@ -255,7 +355,14 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
 
   const running = work();
   return {
-    wake: () => wakeup.wake(),
+    wake(ids) {
+      if (ids === undefined) isSearchRequested = true;
+      for (const id of ids ?? []) {
+        if (hinted.size >= MAX_HINTS) break;
+        hinted.add(id);
+      }
+      wakeup.wake();
+    },
     get publishedCount() {
       return publishedCount;
     },

@@ -58,7 +58,10 @@ async function setUp(): Promise<{ orders: Collection<Order>; received: Received;
   return { orders, received, group };
 }
 
-function startRelay(orders: Collection<Order>, options: { owner?: string; leaseMs?: number } = {}) {
+function startRelay(
+  orders: Collection<Order>,
+  options: { owner?: string; leaseMs?: number; scanIntervalMs?: number } = {},
+) {
   return startMongoOutboxRelay({
     collection: orders as unknown as Collection<Document>,
     bus,
@@ -150,6 +153,39 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
     await relay.stop();
     expect(received.ids()).toEqual([free.id, leased.id]);
     expect(await orders.findOne({ _id: 'ord_leased' })).toMatchObject({ outbox: [] });
+  });
+
+  it('publishes documents named by wake(ids) without searching; unnamed ones wait for the next search', async () => {
+    const { orders, received, group } = await setUp();
+    // Searches only at start (the collection is empty then) and when asked by a wake() naming nothing.
+    const relay = startRelay(orders, { scanIntervalMs: 3_600_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const named = testEvent(1);
+    const unnamed = testEvent(2);
+    await orders.insertMany([
+      { _id: 'ord_named', status: 'PENDING', outbox: outboxEntries([named], validateTestEvent) },
+      {
+        _id: 'ord_unnamed',
+        status: 'PENDING',
+        outbox: outboxEntries([unnamed], validateTestEvent),
+      },
+    ]);
+    relay.wake(['ord_named']);
+    await received.waitFor(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(received.ids()).toEqual([named.id]);
+    expect(await orders.findOne({ _id: 'ord_named' })).toMatchObject({ outbox: [] });
+    expect((await orders.findOne({ _id: 'ord_unnamed' }))?.outbox).toHaveLength(1);
+
+    relay.wake();
+    await received.waitFor(2);
+    await eventually(async () =>
+      (await orders.findOne({ _id: 'ord_unnamed' }))?.outbox?.length === 0 ? true : undefined,
+    );
+    await relay.stop();
+    await waitUntilDrained(url, group);
+    expect(received.ids()).toEqual([named.id, unnamed.id]);
+    expect(relay.publishedCount).toBe(2);
   });
 
   it('two relays share the documents through leases and publish every event exactly once', async () => {

@@ -63,7 +63,12 @@ export function buildApp(deps: AppDeps): OrdersApp {
     lockLeaseMs: config.LOCK_LEASE_MS,
     lockWaitMs: config.LOCK_WAIT_MS,
   };
-  const products = createProductRepository({ ...lockOptions, logger, now });
+  const products = createProductRepository({
+    ...lockOptions,
+    logger,
+    now,
+    pricingCacheTtlMs: config.CATALOG_CACHE_TTL_MS,
+  });
   const orderRepository = createOrderRepository(lockOptions);
   let relay: MongoOutboxRelay | undefined;
   const orders = createOrderService({
@@ -77,7 +82,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
     logger,
     paymentDeadlineMs: config.ORDER_PAYMENT_DEADLINE_MS,
     reservationGraceMs: config.RESERVATION_GRACE_MS,
-    onEventsWritten: () => relay?.wake(),
+    onEventsWritten: (orderId) => relay?.wake([orderId]),
     metrics: createOrderMetrics(telemetry.meter),
     now,
   });
@@ -114,6 +119,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
           owner: deps.instanceId,
           batchSize: config.RELAY_BATCH_SIZE,
           pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
+          scanIntervalMs: config.RELAY_SCAN_INTERVAL_MS,
           leaseMs: config.LOCK_LEASE_MS,
         });
         relay = started;

@@ -66,6 +66,14 @@ export const configSchema = serviceEnv.extend({
   CONSUMER_PREFETCH: positiveInt().default(64),
   RELAY_BATCH_SIZE: positiveInt().default(200),
   RELAY_POLL_INTERVAL_MS: durationMs().default(200),
+  /**
+   * Least time between the relay's searches of the whole orders collection (FerretDB reads every
+   * document for it). Orders written here are named to the relay directly; the search finds the rest:
+   * those of a process that died, or of another instance's relay that died.
+   */
+  RELAY_SCAN_INTERVAL_MS: durationMs().default(2_000),
+  /** How long a product's price may be reused for pricing new orders (stock is never cached). */
+  CATALOG_CACHE_TTL_MS: durationMs().default(2_000),
   /** Off only for an instance that must not publish (operations, the crash test's first process). */
   OUTBOX_RELAY_ENABLED: flag().default(true),
   /** Seed the catalog with the demo products when it is empty. */

@@ -13,6 +13,8 @@ interface IdempotencyKeyDocument {
   fingerprint: string;
   token: string;
   state: 'IN_FLIGHT' | 'DONE';
+  /** The order the claiming request places; its response is rebuilt from the order once it exists. */
+  orderId?: string;
   response?: StoredResponse;
   createdAt: Date;
   expiresAt: Date;
@@ -24,9 +26,24 @@ export type KeyClaim =
   | { readonly kind: 'mismatch' }
   | { readonly kind: 'in_flight' };
 
+export interface KeyClaimRequest {
+  readonly userId: string;
+  readonly key: string;
+  readonly fingerprint: string;
+  /** The order this request will place if it gets the key. */
+  readonly orderId: string;
+  readonly now: Date;
+  /** The first response for a key whose order exists, rebuilt from that order; undefined while it does not. */
+  readonly responseOf: (orderId: string) => Promise<StoredResponse | undefined>;
+}
+
 export interface IdempotencyKeyRepository {
-  claim(userId: string, key: string, fingerprint: string, now: Date): Promise<KeyClaim>;
-  complete(userId: string, key: string, token: string, response: StoredResponse): Promise<void>;
+  /**
+   * Claims the key for a new placement of `orderId`. There is no second write when the placement
+   * succeeds: the stored order is the completion (its response is rebuilt from it), which saves a
+   * round trip per order and also covers a process that dies right after storing the order.
+   */
+  claim(request: KeyClaimRequest): Promise<KeyClaim>;
   /** Gives a claimed key up (the request failed): a retry with it runs again. */
   release(userId: string, key: string, token: string): Promise<void>;
   deleteExpired(now: Date): Promise<number>;
@@ -51,7 +68,7 @@ export function createIdempotencyKeyRepository(
   const idOf = (userId: string, key: string) => `${userId}:${key}`;
 
   return {
-    async claim(userId, key, fingerprint, now) {
+    async claim({ userId, key, fingerprint, orderId, now, responseOf }) {
       const _id = idOf(userId, key);
       for (let attempt = 0; attempt < 3; attempt += 1) {
         const token = randomUUID();
@@ -64,6 +81,7 @@ export function createIdempotencyKeyRepository(
             fingerprint,
             token,
             state: 'IN_FLIGHT',
+            orderId,
             createdAt: now,
             expiresAt: new Date(now.getTime() + options.ttlMs),
           });
@@ -81,6 +99,9 @@ export function createIdempotencyKeyRepository(
         if (existing.state === 'DONE' && existing.response !== undefined) {
           return { kind: 'replay', response: existing.response };
         }
+        const response =
+          existing.orderId === undefined ? undefined : await responseOf(existing.orderId);
+        if (response !== undefined) return { kind: 'replay', response };
         if (now.getTime() - existing.createdAt.getTime() < options.inFlightMs) {
           return { kind: 'in_flight' };
         }
@@ -88,12 +109,6 @@ export function createIdempotencyKeyRepository(
         await keys.deleteOne({ _id, token: existing.token, state: 'IN_FLIGHT' });
       }
       return { kind: 'in_flight' };
-    },
-    async complete(userId, key, token, response) {
-      await keys.updateOne(
-        { _id: idOf(userId, key), token },
-        { $set: { state: 'DONE', response } },
-      );
     },
     async release(userId, key, token) {
       await keys.deleteOne({ _id: idOf(userId, key), token });

@@ -63,8 +63,8 @@ export interface OrderServiceDeps {
   readonly logger: Logger;
   readonly paymentDeadlineMs: number;
   readonly reservationGraceMs: number;
-  /** Called after events were written, so the relay publishes without waiting for its poll. */
-  readonly onEventsWritten?: () => void;
+  /** Called after events were written to an order, so the relay publishes it without searching. */
+  readonly onEventsWritten?: (orderId: string) => void;
   /** Business counters (`orders_placed_total`, saga outcomes, revenue). */
   readonly metrics?: OrderMetrics;
   readonly now?: () => Date;
@@ -128,6 +128,11 @@ function eventsFor(order: Order, effect: 'confirmed' | 'cancelled'): BusEvent[] 
   ];
 }
 
+/** The 202 body of a placement: the same for the first response and every replay. */
+function placedResponse(order: Order): PlacedOrder {
+  return { id: order.id, status: 'PENDING', total: order.total };
+}
+
 export function createOrderService(deps: OrderServiceDeps): OrderService {
   const { orders, products, keys, logger, now = () => new Date() } = deps;
   const wake = deps.onEventsWritten ?? (() => undefined);
@@ -138,16 +143,21 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
     );
   }
 
-  async function placeNew(userId: string, request: PlaceOrderRequest): Promise<PlacedOrder> {
-    const catalog = await products.findMany(request.items.map((item) => item.productId));
+  async function placeNew(
+    userId: string,
+    orderId: string,
+    placedAt: Date,
+    request: PlaceOrderRequest,
+  ): Promise<PlacedOrder> {
+    // Prices may be up to the cache's TTL old; stock is never taken from it (reservations read it
+    // under the product's lock).
+    const catalog = await products.findForPricing(request.items.map((item) => item.productId));
     const priced = priceOrder(
       request.items,
       new Map(catalog.map((product) => [product.id, product])),
     );
     if (!priced.ok) throw unprocessableOrder(pricingIssues(priced));
 
-    const placedAt = now();
-    const orderId = newId('ord', placedAt);
     const outcomes = await Promise.allSettled(
       priced.items.map((item) =>
         products.changeStock(item.productId, {
@@ -215,8 +225,8 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       );
       throw error;
     }
-    wake();
-    return { id: orderId, status: 'PENDING', total: order.total };
+    wake(orderId);
+    return placedResponse(order);
   }
 
   // Everything about one order — its transition and the stock it holds — happens under the order's
@@ -246,7 +256,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       }
       return 'applied';
     });
-    if (result === 'applied') wake();
+    if (result === 'applied') wake(orderId);
     return result;
   }
 
@@ -280,8 +290,19 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
 
   return {
     async place(userId, key, request) {
-      const fingerprint = requestFingerprint(request);
-      const claim = await keys.claim(userId, key, fingerprint, now());
+      const placedAt = now();
+      const orderId = newId('ord', placedAt);
+      const claim = await keys.claim({
+        userId,
+        key,
+        fingerprint: requestFingerprint(request),
+        orderId,
+        now: placedAt,
+        responseOf: async (claimedOrderId) => {
+          const order = await orders.find(claimedOrderId);
+          return order === undefined ? undefined : { status: 202, body: placedResponse(order) };
+        },
+      });
       switch (claim.kind) {
         case 'replay':
           return { response: claim.response, replayed: true };
@@ -294,7 +315,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       }
       let placed: PlacedOrder;
       try {
-        placed = await placeNew(userId, request);
+        placed = await placeNew(userId, orderId, placedAt, request);
       } catch (error) {
         // Only a completed placement is remembered: after a failure the same key may try again.
         await keys
@@ -305,9 +326,8 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         throw error;
       }
       deps.metrics?.placed();
-      const response: StoredResponse = { status: 202, body: placed };
-      await keys.complete(userId, key, claim.token, response);
-      return { response, replayed: false };
+      // The stored order completes the key: a replay rebuilds this response from it.
+      return { response: { status: 202, body: placed }, replayed: false };
     },
     async get(userId, orderId) {
       const order = await orders.find(orderId);

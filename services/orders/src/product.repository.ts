@@ -4,6 +4,7 @@ import type { Money, PricedProduct } from './order';
 import {
   applyStockOperations,
   type Reservation,
+  type StockState,
   type StockOperation,
   type StockOutcome,
 } from './stock';
@@ -30,6 +31,11 @@ export interface ProductRepository {
   list(limit: number, after: string | undefined): Promise<Product[]>;
   find(id: string): Promise<Product | undefined>;
   findMany(ids: readonly string[]): Promise<Product[]>;
+  /**
+   * Names and prices for pricing an order, from a cache kept `pricingCacheTtlMs`: a busy catalog is
+   * read once per TTL instead of once per order. Unknown ids are read every time.
+   */
+  findForPricing(ids: readonly string[]): Promise<PricedProduct[]>;
   /** Inserts products that do not exist yet (by id); returns how many were new. */
   insertMissing(products: readonly Omit<ProductDocument, 'reservations'>[]): Promise<number>;
   isEmpty(): Promise<boolean>;
@@ -47,6 +53,8 @@ export interface ProductRepositoryOptions {
   readonly owner: string;
   readonly lockLeaseMs: number;
   readonly lockWaitMs: number;
+  /** How long a product's name and price are reused for pricing; 0 reads them every time. */
+  readonly pricingCacheTtlMs?: number;
   readonly now?: () => Date;
 }
 
@@ -64,6 +72,12 @@ const PUBLIC_FIELDS = { name: 1, description: 1, price: 1, stock: 1 } as const;
 
 /** Largest batch of operations applied in one locked read-modify-write of a product. */
 const MAX_BATCH = 500;
+
+/** Products whose prices are cached at most; beyond it the cache starts over. */
+const MAX_PRICED_CACHE = 10_000;
+
+/** Longest a product's lock is kept for consecutive batches before other instances get a turn. */
+const MAX_HOLD_MS = 500;
 
 interface Pending {
   readonly operation: StockOperation;
@@ -89,48 +103,53 @@ export function createProductRepository(options: ProductRepositoryOptions): Prod
   // together in the next one — one lock, one read and one write for all of them. This is what keeps
   // a popular product from serializing every order on four round trips each.
   const queues = new Map<string, Pending[]>();
+  // Well inside the lease, so a holder never outlives its own lock.
+  const holdMs = Math.min(MAX_HOLD_MS, options.lockLeaseMs / 4);
 
-  async function writeBatch(productId: string, batch: Pending[]): Promise<void> {
-    await locks.withLock(productId, async () => {
-      const doc = await products.findOne(
-        { _id: productId },
-        { projection: { stock: 1, reservations: 1 } },
+  /**
+   * Applies one batch to the product's state as read under its lock and writes the result; resolves
+   * the batch's callers and returns the new state, which stays valid for as long as the lock is held.
+   */
+  async function writeBatch(
+    productId: string,
+    state: StockState,
+    batch: readonly Pending[],
+  ): Promise<StockState> {
+    const result = applyStockOperations(
+      state,
+      batch.map((pending) => pending.operation),
+      now(),
+    );
+    const set: Document = {};
+    for (const [orderId, reservation] of Object.entries(result.set)) {
+      set[`reservations.${orderId}`] = reservation;
+    }
+    const unset: Document = {};
+    for (const orderId of result.unset) unset[`reservations.${orderId}`] = '';
+    if (Object.keys(set).length > 0 || result.unset.length > 0) {
+      // The stock condition makes the write a compare-and-set: atomic on MongoDB even without the
+      // lock; on FerretDB the lock is what makes it safe.
+      const written = await products.updateOne(
+        { _id: productId, stock: state.stock },
+        {
+          $set: { stock: result.state.stock, ...set },
+          ...(result.unset.length > 0 ? { $unset: unset } : {}),
+        },
       );
-      if (doc === null) {
-        for (const pending of batch) {
-          pending.resolve(pending.operation.kind === 'reserve' ? 'insufficient' : 'absent');
-        }
-        return;
+      if (written.matchedCount !== 1) {
+        throw new Error(`stock of ${productId} changed under its lock`);
       }
-      const result = applyStockOperations(
-        { stock: doc.stock, reservations: doc.reservations ?? {} },
-        batch.map((pending) => pending.operation),
-        now(),
-      );
-      const set: Document = {};
-      for (const [orderId, reservation] of Object.entries(result.set)) {
-        set[`reservations.${orderId}`] = reservation;
-      }
-      const unset: Document = {};
-      for (const orderId of result.unset) unset[`reservations.${orderId}`] = '';
-      if (Object.keys(set).length > 0 || result.unset.length > 0) {
-        // The stock condition makes the write a compare-and-set: atomic on MongoDB even without the
-        // lock; on FerretDB the lock is what makes it safe.
-        const written = await products.updateOne(
-          { _id: productId, stock: doc.stock },
-          {
-            $set: { stock: result.state.stock, ...set },
-            ...(result.unset.length > 0 ? { $unset: unset } : {}),
-          },
-        );
-        if (written.matchedCount !== 1) {
-          throw new Error(`stock of ${productId} changed under its lock`);
-        }
-      }
-      batch.forEach((pending, index) => pending.resolve(result.outcomes[index] ?? 'absent'));
-    });
+    }
+    batch.forEach((pending, index) => pending.resolve(result.outcomes[index] ?? 'absent'));
+    return result.state;
   }
 
+  /**
+   * Writes the product's queued operations. The lock is kept while more operations keep arriving (up
+   * to `holdMs`): no other writer can change the product meanwhile, so the state written by one batch
+   * is the state the next one starts from — one update per batch instead of lock, read, update and
+   * unlock.
+   */
   async function drain(productId: string): Promise<void> {
     for (;;) {
       const queue = queues.get(productId);
@@ -138,15 +157,36 @@ export function createProductRepository(options: ProductRepositoryOptions): Prod
         queues.delete(productId);
         return;
       }
-      const batch = queue.splice(0, MAX_BATCH);
+      let batch = queue.splice(0, MAX_BATCH);
       try {
-        await writeBatch(productId, batch);
+        await locks.withLock(productId, async () => {
+          const releaseBy = Date.now() + holdMs;
+          const doc = await products.findOne(
+            { _id: productId },
+            { projection: { stock: 1, reservations: 1 } },
+          );
+          if (doc === null) {
+            for (const pending of batch) {
+              pending.resolve(pending.operation.kind === 'reserve' ? 'insufficient' : 'absent');
+            }
+            return;
+          }
+          let state: StockState = { stock: doc.stock, reservations: doc.reservations ?? {} };
+          for (;;) {
+            state = await writeBatch(productId, state, batch);
+            if (queue.length === 0 || Date.now() >= releaseBy) return;
+            batch = queue.splice(0, MAX_BATCH);
+          }
+        });
       } catch (error) {
         logger.warn({ err: error, productId, operations: batch.length }, 'stock batch failed');
         for (const pending of batch) pending.reject(error);
       }
     }
   }
+
+  const pricingCacheTtlMs = options.pricingCacheTtlMs ?? 0;
+  const priced = new Map<string, { product: PricedProduct; until: number }>();
 
   return {
     async list(limit, after) {
@@ -165,6 +205,33 @@ export function createProductRepository(options: ProductRepositoryOptions): Prod
         .find({ _id: { $in: [...ids] } }, { projection: PUBLIC_FIELDS })
         .toArray();
       return docs.map(toProduct);
+    },
+    async findForPricing(ids) {
+      const at = Date.now();
+      const found: PricedProduct[] = [];
+      const missing: string[] = [];
+      for (const id of ids) {
+        const cached = priced.get(id);
+        if (cached !== undefined && cached.until > at) found.push(cached.product);
+        else missing.push(id);
+      }
+      if (missing.length === 0) return found;
+      const docs = await products
+        .find(missing.length === 1 ? { _id: missing[0] ?? '' } : { _id: { $in: missing } }, {
+          projection: { name: 1, price: 1 },
+        })
+        .toArray();
+      if (priced.size > MAX_PRICED_CACHE) priced.clear();
+      for (const doc of docs) {
+        const product: PricedProduct = {
+          id: doc._id,
+          name: doc.name,
+          price: { amount: doc.price.amount, currency: doc.price.currency },
+        };
+        if (pricingCacheTtlMs > 0) priced.set(doc._id, { product, until: at + pricingCacheTtlMs });
+        found.push(product);
+      }
+      return found;
     },
     async isEmpty() {
       return (await products.findOne({}, { projection: { _id: 1 } })) === null;

@@ -32,6 +32,9 @@ export interface WriteLockOptions {
   readonly what: string;
 }
 
+/** How often a waiter reads the lock it waits for, to find one abandoned past its lease. */
+const EXPIRY_CHECK_INTERVAL_MS = 250;
+
 function isDuplicateKey(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
 }
@@ -46,6 +49,7 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
     const token = randomUUID();
     const giveUpAt = Date.now() + waitMs;
     let delayMs = 1;
+    let nextExpiryCheckAt = 0;
     for (;;) {
       try {
         await collection.insertOne({
@@ -58,12 +62,17 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
       }
-      const held = await collection.findOne({ _id: id });
-      if (held !== null && held.until.getTime() < Date.now()) {
-        // Abandoned by a holder that died: removed by its own token, so a live successor's lock is
-        // never the one deleted.
-        await collection.deleteOne({ _id: id, token: held.token });
-        continue;
+      // Only a holder that died leaves a lock past its lease, so the lock is read now and then, not
+      // on every attempt: each poll is then one insert instead of two round trips.
+      if (Date.now() >= nextExpiryCheckAt) {
+        nextExpiryCheckAt = Date.now() + EXPIRY_CHECK_INTERVAL_MS;
+        const held = await collection.findOne({ _id: id });
+        if (held !== null && held.until.getTime() < Date.now()) {
+          // Abandoned by a holder that died: removed by its own token, so a live successor's lock is
+          // never the one deleted.
+          await collection.deleteOne({ _id: id, token: held.token });
+          continue;
+        }
       }
       if (Date.now() >= giveUpAt) throw lockBusy(what);
       await sleep(delayMs * (0.5 + Math.random()));

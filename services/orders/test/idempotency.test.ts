@@ -93,6 +93,31 @@ describe('POST /v1/orders idempotency (Stripe contract)', () => {
     });
   });
 
+  it('a key whose request died after storing its order replays that order instead of placing another', async () => {
+    const productId = await addProduct(first().db, 10, 500);
+    const key = randomUUID();
+    const one = await placeOrder(first().url, alice, [{ productId, quantity: 1 }], { key });
+    expect(one.status).toBe(202);
+    const count = await ordersOf(alice.id);
+    // What a process killed right after inserting the order leaves: the key still in flight, long
+    // past the in-flight window. The stored order is the completion, so the key is not up for grabs.
+    await first()
+      .db.collection<{ _id: string; state: string; createdAt: Date; response?: unknown }>(
+        'idempotency_keys',
+      )
+      .updateOne(
+        { _id: `${alice.id}:${key}` },
+        {
+          $set: { state: 'IN_FLIGHT', createdAt: new Date(Date.now() - 3_600_000) },
+          $unset: { response: '' },
+        },
+      );
+    const retry = await placeOrder(second().url, alice, [{ productId, quantity: 1 }], { key });
+    expect(retry).toMatchObject({ status: 202, replayed: true, body: one.body });
+    expect(await ordersOf(alice.id)).toBe(count);
+    expect((await stockOf(first().db, productId)).stock).toBe(9);
+  });
+
   it('keys are scoped per user', async () => {
     const productId = await addProduct(first().db, 10);
     const key = randomUUID();
