@@ -46,6 +46,7 @@ export {
   type MongoOutboxLease,
   type MongoOutboxRelay,
   type MongoOutboxRelayOptions,
+  type WrittenOutbox,
 } from './mongo-outbox';
 export {
   handleOnce,

@@ -111,6 +111,17 @@ export interface MongoOutboxRelayOptions {
   readonly removalConcurrency?: number;
   /** Deadline of one round's publish. Default: the bus's. */
   readonly publishTimeoutMs?: number;
+  /**
+   * Called with the ids whose leases a round just dropped: a writer that shares the lease collection
+   * as its lock (see the orders service) wakes its waiters instead of letting them poll.
+   */
+  readonly onLeasesReleased?: (ids: readonly unknown[]) => void;
+}
+
+/** Entries just written to one document's outbox (see {@link MongoOutboxRelay.written}). */
+export interface WrittenOutbox {
+  readonly id: unknown;
+  readonly entries: readonly MongoOutboxEntry[];
 }
 
 /** A running relay. */
@@ -120,6 +131,13 @@ export interface MongoOutboxRelay {
    * documents just written: the next round claims them without searching the collection.
    */
   wake(ids?: readonly unknown[]): void;
+  /**
+   * Hands the relay the entries just written to these documents (what {@link outboxEntries} or
+   * {@link pushToOutbox} put there): the next round claims them and publishes these entries without
+   * reading the documents. Delivery stays at least once; an entry published by another relay in the
+   * meantime may be published twice.
+   */
+  written(documents: readonly WrittenOutbox[]): void;
   /** Events this relay published and removed from outboxes so far. */
   readonly publishedCount: number;
   /** Stops; resolves when the round in flight is finished. */
@@ -208,21 +226,34 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   const removalConcurrency = options.removalConcurrency ?? 16;
   const stopping = new AbortController();
   const wakeup = new Wakeup();
-  // Insertion-ordered, so the oldest named documents go first.
-  const hinted = new Set<unknown>();
+  // Insertion-ordered, so the oldest named documents go first; with the entries written to them when
+  // the writer handed them over (no read needed), undefined when only the id is known.
+  const hinted = new Map<unknown, MongoOutboxEntry[] | undefined>();
   let lastScanAt = Number.NEGATIVE_INFINITY;
   // A `wake()` that named no documents asks for a search (a writer that does not name its documents).
   let isSearchRequested = false;
   let publishedCount = 0;
 
-  function takeHints(): unknown[] {
-    const ids: unknown[] = [];
-    for (const id of hinted) {
-      if (ids.length >= batchSize) break;
-      ids.push(id);
+  function takeHints(): Map<unknown, MongoOutboxEntry[] | undefined> {
+    const taken = new Map<unknown, MongoOutboxEntry[] | undefined>();
+    for (const [id, entries] of hinted) {
+      if (taken.size >= batchSize) break;
+      taken.set(id, entries);
       hinted.delete(id);
     }
-    return ids;
+    return taken;
+  }
+
+  function hint(id: unknown, entries: readonly MongoOutboxEntry[] | undefined): void {
+    if (!hinted.has(id) && hinted.size >= MAX_HINTS) return;
+    const known = hinted.get(id);
+    // Only the id known (now or before): the round reads the document and finds every entry.
+    hinted.set(
+      id,
+      entries === undefined || (hinted.has(id) && known === undefined)
+        ? undefined
+        : [...(known ?? []), ...entries],
+    );
   }
 
   /** Documents with pending entries that no live lease covers (reads the whole collection on FerretDB). */
@@ -238,7 +269,8 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
         { projection: { _id: 1 }, limit },
       )
       .toArray();
-    return candidates.map((doc) => doc._id);
+    // Documents waiting in the hints are published by the round that takes them.
+    return candidates.map((doc) => doc._id).filter((id) => !hinted.has(id));
   }
 
   /** Claims documents with one unordered insert of their leases; returns the ids this relay now holds. */
@@ -265,7 +297,8 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   async function relayRound(): Promise<{ claimed: number; failed: number }> {
     const token = randomUUID();
     const now = new Date();
-    const ids = takeHints();
+    const taken = takeHints();
+    const ids = [...taken.keys()];
     const isSearchDue =
       ids.length < batchSize && (isSearchRequested || Date.now() - lastScanAt >= scanIntervalMs);
     if (isSearchDue) {
@@ -280,10 +313,11 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
         await mapLimited(
           claimedIds,
           removalConcurrency,
-          (id) =>
-            collection.findOne(byId(id), {
-              projection: { outbox: 1 },
-            }) as Promise<OutboxDocument | null>,
+          async (id): Promise<OutboxDocument | null> => {
+            const entries = taken.get(id);
+            if (entries !== undefined) return { _id: id, outbox: entries };
+            return collection.findOne<OutboxDocument>(byId(id), { projection: { outbox: 1 } });
+          },
         )
       ).filter((doc): doc is OutboxDocument => doc !== null);
       const pending = claimed.flatMap((doc) =>
@@ -324,6 +358,7 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
       return { claimed: claimedIds.length, failed };
     } finally {
       await leases.deleteMany({ token });
+      options.onLeasesReleased?.(claimedIds);
     }
   }
 
@@ -357,10 +392,11 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   return {
     wake(ids) {
       if (ids === undefined) isSearchRequested = true;
-      for (const id of ids ?? []) {
-        if (hinted.size >= MAX_HINTS) break;
-        hinted.add(id);
-      }
+      for (const id of ids ?? []) hint(id, undefined);
+      wakeup.wake();
+    },
+    written(documents) {
+      for (const { id, entries } of documents) hint(id, entries);
       wakeup.wake();
     },
     get publishedCount() {

@@ -188,6 +188,31 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
     expect(relay.publishedCount).toBe(2);
   });
 
+  it('publishes the entries handed over by written() without reading the document, and removes only those', async () => {
+    const { orders, received, group } = await setUp();
+    const relay = startRelay(orders, { scanIntervalMs: 3_600_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [handed, other] = [testEvent(1), testEvent(2)];
+    const entries = outboxEntries([handed, other], validateTestEvent);
+    await orders.insertOne({ _id: 'ord_written', status: 'PENDING', outbox: entries });
+    // Only the first entry is handed over: the relay must publish and remove exactly that one.
+    relay.written([{ id: 'ord_written', entries: entries.slice(0, 1) }]);
+    await received.waitFor(1);
+    await eventually(async () =>
+      (await orders.findOne({ _id: 'ord_written' }))?.outbox?.length === 1 ? true : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(received.ids()).toEqual([handed.id]);
+    expect((await orders.findOne({ _id: 'ord_written' }))?.outbox?.[0]?.eventId).toBe(other.id);
+
+    relay.wake();
+    await received.waitFor(2);
+    await relay.stop();
+    await waitUntilDrained(url, group);
+    expect(received.ids()).toEqual([handed.id, other.id]);
+    expect(await orders.findOne({ _id: 'ord_written' })).toMatchObject({ outbox: [] });
+  });
+
   it('two relays share the documents through leases and publish every event exactly once', async () => {
     const { orders, received, group } = await setUp();
     const events = Array.from({ length: 300 }, (_, n) => testEvent(n));

@@ -82,7 +82,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
     logger,
     paymentDeadlineMs: config.ORDER_PAYMENT_DEADLINE_MS,
     reservationGraceMs: config.RESERVATION_GRACE_MS,
-    onEventsWritten: (orderId) => relay?.wake([orderId]),
+    onEventsWritten: (orderId, entries) => relay?.written([{ id: orderId, entries }]),
     metrics: createOrderMetrics(telemetry.meter),
     now,
   });
@@ -120,6 +120,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
           batchSize: config.RELAY_BATCH_SIZE,
           pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
           scanIntervalMs: config.RELAY_SCAN_INTERVAL_MS,
+          onLeasesReleased: (orderIds) => orderRepository.leasesReleased(orderIds),
           leaseMs: config.LOCK_LEASE_MS,
         });
         relay = started;

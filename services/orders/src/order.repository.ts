@@ -22,8 +22,8 @@ export interface OrderDocument {
 }
 
 export interface OrderRepository {
-  /** Inserts a new order with its events in the same document. */
-  insert(order: Order, events: readonly BusEvent[]): Promise<void>;
+  /** Inserts a new order with its events in the same document; returns the outbox entries written. */
+  insert(order: Order, events: readonly BusEvent[]): Promise<MongoOutboxEntry[]>;
   find(id: string): Promise<Order | undefined>;
   findMany(ids: readonly string[]): Promise<Order[]>;
   listByUser(userId: string, limit: number, before: string | undefined): Promise<Order[]>;
@@ -33,9 +33,15 @@ export interface OrderRepository {
    * Writes a transition and its events in one update. Call it inside {@link withLock}: the lock is
    * what makes "only from `from`" hold on FerretDB.
    */
-  saveTransition(from: OrderStatus, next: Order, events: readonly BusEvent[]): Promise<boolean>;
+  saveTransition(
+    from: OrderStatus,
+    next: Order,
+    events: readonly BusEvent[],
+  ): Promise<MongoOutboxEntry[] | undefined>;
   /** Runs `work` while holding the order's write lock (shared with the outbox relay's claims). */
   withLock<T>(orderId: string, work: () => Promise<T>): Promise<T>;
+  /** The relay of this process dropped its leases on these orders: their waiters try again now. */
+  leasesReleased(orderIds: readonly unknown[]): void;
 }
 
 function toOrder(doc: OrderDocument): Order {
@@ -107,11 +113,9 @@ export function createOrderRepository(options: OrderRepositoryOptions): OrderRep
 
   return {
     async insert(order, events) {
-      await orders.insertOne({
-        _id: order.id,
-        ...toDocumentFields(order),
-        outbox: outboxEntries(events),
-      });
+      const outbox = outboxEntries(events);
+      await orders.insertOne({ _id: order.id, ...toDocumentFields(order), outbox });
+      return outbox;
     },
     async find(id) {
       const doc = await orders.findOne({ _id: id }, { projection: WITHOUT_OUTBOX });
@@ -142,13 +146,15 @@ export function createOrderRepository(options: OrderRepositoryOptions): OrderRep
       return docs.map((doc) => doc._id);
     },
     async saveTransition(from, next, events) {
+      const push = pushToOutbox(events);
       const result = await orders.updateOne(
         { _id: next.id, status: from },
-        { $set: transitionFields(next), ...pushToOutbox(events) },
+        { $set: transitionFields(next), ...push },
       );
-      return result.modifiedCount === 1;
+      return result.modifiedCount === 1 ? push.$push.outbox.$each : undefined;
     },
     withLock: (orderId, work) => locks.withLock(orderId, work),
+    leasesReleased: (orderIds) => locks.released(orderIds),
   };
 }
 

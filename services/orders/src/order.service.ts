@@ -1,5 +1,5 @@
 import { createEvent, type EventTypes } from '@bazaar/contracts';
-import type { BusEvent } from '@bazaar/event-bus';
+import type { BusEvent, MongoOutboxEntry } from '@bazaar/event-bus';
 import type { FieldIssue } from '@bazaar/errors';
 import type { Logger } from '@bazaar/logging';
 import type { OrderMetrics } from '@bazaar/telemetry';
@@ -63,8 +63,8 @@ export interface OrderServiceDeps {
   readonly logger: Logger;
   readonly paymentDeadlineMs: number;
   readonly reservationGraceMs: number;
-  /** Called after events were written to an order, so the relay publishes it without searching. */
-  readonly onEventsWritten?: (orderId: string) => void;
+  /** Called after events were written to an order, so the relay publishes them without searching. */
+  readonly onEventsWritten?: (orderId: string, entries: readonly MongoOutboxEntry[]) => void;
   /** Business counters (`orders_placed_total`, saga outcomes, revenue). */
   readonly metrics?: OrderMetrics;
   readonly now?: () => Date;
@@ -213,8 +213,9 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         deadline: order.deadline.toISOString(),
       },
     });
+    let written: MongoOutboxEntry[];
     try {
-      await orders.insert(order, [placed]);
+      written = await orders.insert(order, [placed]);
     } catch (error) {
       // Nothing was acknowledged: give the units back (the janitor would, later).
       await releaseAll(
@@ -225,7 +226,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       );
       throw error;
     }
-    wake(orderId);
+    wake(orderId, written);
     return placedResponse(order);
   }
 
@@ -234,6 +235,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
   // by order id and idempotent; after a crash between the steps, the janitor finishes the job from
   // the order's state.
   async function transition(orderId: string, command: OrderCommand): Promise<TransitionResult> {
+    let written: MongoOutboxEntry[] | undefined;
     const result = await orders.withLock(orderId, async (): Promise<TransitionResult> => {
       const order = await orders.find(orderId);
       if (order === undefined) return 'missing';
@@ -246,8 +248,8 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       if (effect === 'cancelled' && order.status === 'CONFIRMED') {
         await changeLines(next, 'reinstate');
       }
-      const saved = await orders.saveTransition(order.status, next, eventsFor(next, effect));
-      if (!saved) throw new Error(`order ${orderId} changed under its lock`);
+      written = await orders.saveTransition(order.status, next, eventsFor(next, effect));
+      if (written === undefined) throw new Error(`order ${orderId} changed under its lock`);
       await changeLines(next, effect === 'cancelled' ? 'release' : 'settle');
       if (effect === 'cancelled') {
         deps.metrics?.cancelled(next.cancelReason ?? 'USER_CANCELLED', next.placedAt);
@@ -256,7 +258,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       }
       return 'applied';
     });
-    if (result === 'applied') wake(orderId);
+    if (result === 'applied' && written !== undefined) wake(orderId, written);
     return result;
   }
 

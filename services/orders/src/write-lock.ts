@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection } from 'mongodb';
 import { lockBusy } from './errors';
 
@@ -20,6 +19,8 @@ export interface LockDocument {
 export interface WriteLocks {
   /** Runs `work` while holding the lock on `id`; throws 503 `lock_busy` after the wait limit. */
   withLock<T>(id: string, work: () => Promise<T>): Promise<T>;
+  /** Tells waiters in this process that these locks were just released (they try again now). */
+  released(ids: readonly unknown[]): void;
 }
 
 export interface WriteLockOptions {
@@ -44,6 +45,58 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
   // Callers in this process queue per id, so at most one of them polls the database for a lock:
   // hundreds of concurrent pollers of one lock slow down the holder's own writes.
   const tails = new Map<string, Promise<unknown>>();
+  // Waiters of a lock this process saw released (its own outbox relay's leases): they try again at
+  // once instead of at their next poll.
+  const waiters = new Map<string, Set<() => void>>();
+  // Lock inserts and deletes of the same moment go to the database as one command each: locks of
+  // many orders or products taken at once cost one round trip, not one per lock.
+  const inserts = new CommandBatch<LockDocument, boolean>(async (documents) => {
+    if (documents.length === 1) {
+      try {
+        await collection.insertOne(documents[0] as LockDocument);
+        return [true];
+      } catch (error) {
+        if (isDuplicateKey(error)) return [false];
+        throw error;
+      }
+    }
+    try {
+      await collection.insertMany(documents, { ordered: false });
+      return documents.map(() => true);
+    } catch (error) {
+      let taken: Set<number>;
+      try {
+        taken = duplicateIndexes(error);
+      } catch (unexpected) {
+        // Some of them may have been inserted: give those back rather than leave them to their lease.
+        await collection
+          .deleteMany({ $or: documents.map(({ _id, token }) => ({ _id, token })) })
+          .catch(() => undefined);
+        throw unexpected;
+      }
+      return documents.map((_, index) => !taken.has(index));
+    }
+  });
+  const deletes = new CommandBatch<{ _id: string; token: string }, void>(async (locks) => {
+    if (locks.length === 1) await collection.deleteOne(locks[0]);
+    else await collection.deleteMany({ $or: locks });
+    return locks.map(() => undefined);
+  });
+
+  function pause(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const set = waiters.get(id) ?? new Set<() => void>();
+      waiters.set(id, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && waiters.get(id) === set) waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+    });
+  }
 
   async function acquire(id: string): Promise<string> {
     const token = randomUUID();
@@ -51,16 +104,8 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
     let delayMs = 1;
     let nextExpiryCheckAt = 0;
     for (;;) {
-      try {
-        await collection.insertOne({
-          _id: id,
-          owner,
-          token,
-          until: new Date(Date.now() + leaseMs),
-        });
+      if (await inserts.run({ _id: id, owner, token, until: new Date(Date.now() + leaseMs) })) {
         return token;
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
       }
       // Only a holder that died leaves a lock past its lease, so the lock is read now and then, not
       // on every attempt: each poll is then one insert instead of two round trips.
@@ -75,7 +120,7 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
         }
       }
       if (Date.now() >= giveUpAt) throw lockBusy(what);
-      await sleep(delayMs * (0.5 + Math.random()));
+      await pause(id, delayMs * (0.5 + Math.random()));
       delayMs = Math.min(delayMs * 2, 50);
     }
   }
@@ -85,7 +130,7 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
     try {
       return await work();
     } finally {
-      await collection.deleteOne({ _id: id, token });
+      await deletes.run({ _id: id, token });
     }
   }
 
@@ -103,5 +148,60 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
       });
       return run;
     },
+    released(ids) {
+      for (const id of ids) {
+        for (const wake of [...(waiters.get(String(id)) ?? [])]) wake();
+      }
+    },
   };
+}
+
+/** The indexes of an unordered insertMany's documents that collided with an existing `_id`. */
+function duplicateIndexes(error: unknown): Set<number> {
+  const writeErrors = (error as { writeErrors?: unknown }).writeErrors;
+  const list: unknown[] = Array.isArray(writeErrors)
+    ? writeErrors
+    : writeErrors === undefined
+      ? []
+      : [writeErrors];
+  if (list.length === 0) throw error;
+  const indexes = new Set<number>();
+  for (const writeError of list) {
+    const { index, code } = writeError as { index?: unknown; code?: unknown };
+    if (code !== 11000 || typeof index !== 'number') throw error;
+    indexes.add(index);
+  }
+  return indexes;
+}
+
+/**
+ * Collects the calls made in one turn of the event loop and runs them as one database command
+ * (`execute` gets every input and returns one result per input, in order). A failed command fails
+ * every call of it.
+ */
+class CommandBatch<I, R> {
+  #queue: { input: I; resolve(result: R): void; reject(error: unknown): void }[] = [];
+  readonly #execute: (inputs: I[]) => Promise<R[]>;
+
+  constructor(execute: (inputs: I[]) => Promise<R[]>) {
+    this.#execute = execute;
+  }
+
+  run(input: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({ input, resolve, reject });
+      if (this.#queue.length === 1) setImmediate(() => void this.#flush());
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    try {
+      const results = await this.#execute(batch.map((call) => call.input));
+      batch.forEach((call, index) => call.resolve(results[index] as R));
+    } catch (error) {
+      for (const call of batch) call.reject(error);
+    }
+  }
 }
