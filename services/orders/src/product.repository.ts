@@ -208,7 +208,28 @@ export function createProductRepository(options: ProductRepositoryOptions): Prod
   }
 
   const pricingCacheTtlMs = options.pricingCacheTtlMs ?? 0;
-  const priced = new Map<string, { product: PricedProduct; until: number }>();
+  const priced = new Map<
+    string,
+    { product: PricedProduct | Promise<PricedProduct | undefined>; until: number }
+  >();
+
+  async function readPriced(ids: readonly string[]): Promise<Map<string, PricedProduct>> {
+    const docs = await products
+      .find(ids.length === 1 ? { _id: ids[0] ?? '' } : { _id: { $in: [...ids] } }, {
+        projection: { name: 1, price: 1 },
+      })
+      .toArray();
+    return new Map(
+      docs.map((doc) => [
+        doc._id,
+        {
+          id: doc._id,
+          name: doc.name,
+          price: { amount: doc.price.amount, currency: doc.price.currency },
+        },
+      ]),
+    );
+  }
 
   return {
     async list(limit, after) {
@@ -232,26 +253,42 @@ export function createProductRepository(options: ProductRepositoryOptions): Prod
       const at = Date.now();
       const found: PricedProduct[] = [];
       const missing: string[] = [];
+      const loading: Promise<PricedProduct | undefined>[] = [];
       for (const id of ids) {
         const cached = priced.get(id);
-        if (cached !== undefined && cached.until > at) found.push(cached.product);
-        else missing.push(id);
+        if (cached === undefined || cached.until <= at) missing.push(id);
+        else if (cached.product instanceof Promise) loading.push(cached.product);
+        else found.push(cached.product);
       }
-      if (missing.length === 0) return found;
-      const docs = await products
-        .find(missing.length === 1 ? { _id: missing[0] ?? '' } : { _id: { $in: missing } }, {
-          projection: { name: 1, price: 1 },
-        })
-        .toArray();
-      if (priced.size > MAX_PRICED_CACHE) priced.clear();
-      for (const doc of docs) {
-        const product: PricedProduct = {
-          id: doc._id,
-          name: doc.name,
-          price: { amount: doc.price.amount, currency: doc.price.currency },
-        };
-        if (pricingCacheTtlMs > 0) priced.set(doc._id, { product, until: at + pricingCacheTtlMs });
-        found.push(product);
+      if (missing.length > 0) {
+        // Concurrent requests for a product being read wait for that one read.
+        const read = readPriced(missing);
+        if (pricingCacheTtlMs > 0) {
+          if (priced.size > MAX_PRICED_CACHE) priced.clear();
+          for (const id of missing) {
+            const product = read.then((products) => products.get(id));
+            // Whoever waits for it sees a failure; nobody waiting is not an unhandled rejection.
+            product.catch(() => undefined);
+            priced.set(id, { product, until: at + pricingCacheTtlMs });
+          }
+          void read.then(
+            (products) => {
+              for (const id of missing) {
+                const product = products.get(id);
+                // Unknown products are not remembered: they are read again next time.
+                if (product === undefined) priced.delete(id);
+                else priced.set(id, { product, until: at + pricingCacheTtlMs });
+              }
+            },
+            () => {
+              for (const id of missing) priced.delete(id);
+            },
+          );
+        }
+        loading.push(...missing.map((id) => read.then((products) => products.get(id))));
+      }
+      for (const product of await Promise.all(loading)) {
+        if (product !== undefined) found.push(product);
       }
       return found;
     },

@@ -165,3 +165,40 @@ describe('orders HTTP API', () => {
     expect(listed).toEqual([...ids].reverse());
   });
 });
+
+describe('prices of new orders come from a short-lived cache of the catalog', () => {
+  const scope = ordersTestScope();
+  let orders: RunningOrders;
+  let alice: TestUser;
+  const ttlMs = 1_500;
+
+  beforeAll(async () => {
+    orders = await scope.start({ CATALOG_CACHE_TTL_MS: String(ttlMs) });
+    alice = await newUser();
+  });
+
+  afterAll(async () => {
+    await scope.close();
+  });
+
+  it('a price change applies to orders placed once the TTL has passed, never to stock', async () => {
+    const productId = await addProduct(orders.db, 10, 1000);
+    const first = await placeOrder(orders.url, alice, [{ productId, quantity: 1 }]);
+    expect(first.body.total).toEqual({ amount: 1000, currency: 'USD' });
+    const changedAt = Date.now();
+    await productsCollection(orders.db).updateOne(
+      { _id: productId },
+      { $set: { price: { amount: 2500, currency: 'USD' } } },
+    );
+    const cached = await placeOrder(orders.url, alice, [{ productId, quantity: 1 }]);
+    // Within the TTL the cached price may still be used (this request comes right after the change).
+    if (Date.now() - changedAt < ttlMs) {
+      expect(cached.body.total).toEqual({ amount: 1000, currency: 'USD' });
+    }
+    await new Promise((resolve) => setTimeout(resolve, ttlMs + 100));
+    const fresh = await placeOrder(orders.url, alice, [{ productId, quantity: 1 }]);
+    expect(fresh.body.total).toEqual({ amount: 2500, currency: 'USD' });
+    // Stock is never taken from the cache: three units reserved from the stored stock.
+    expect(await stockOf(orders.db, productId)).toEqual({ stock: 7, reserved: 3 });
+  });
+});
