@@ -221,14 +221,13 @@ async function saga(
   const placementSeconds = (performance.now() - startedAt) / 1000;
   const confirmedWhilePlacing = await orders.countDocuments({ status: 'CONFIRMED' });
   const deadline = Date.now() + 120_000;
-  let confirmed = 0;
   while (Date.now() < deadline) {
-    confirmed = await orders.countDocuments({ status: 'CONFIRMED' });
     const open = await orders.countDocuments({ status: 'PENDING' });
     if (open === 0) break;
     await sleep(100);
   }
   const seconds = (performance.now() - startedAt) / 1000;
+  const confirmed = await orders.countDocuments({ status: 'CONFIRMED' });
   const cancelled = await orders.countDocuments({ status: 'CANCELLED' });
   const confirmedPerSecond = Math.round(confirmed / seconds);
   console.log(
