@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ServiceConfig } from '@bazaar/config';
-import { AppError } from '@bazaar/errors';
+import { AppError, statusOf } from '@bazaar/errors';
 import type { Logger } from '@bazaar/logging';
 import type { Telemetry } from '@bazaar/telemetry';
 import { context } from '@opentelemetry/api';
@@ -173,6 +173,21 @@ export function createApp(deps: AppDeps): FastifyInstance {
       // Probes and scrapes arrive every few seconds; they would drown the access log.
       if (route !== undefined && operationalRoutes.has(route)) request.log.debug(fields, 'request');
       else request.log.info(fields, 'request');
+    });
+    done();
+  });
+
+  // A client that goes away before the answer gets no onResponse; its line says so with nginx's
+  // 499, so abandoned requests stay visible in the access log without looking like server errors.
+  app.addHook('onRequestAbort', (request, done) => {
+    const fields = {
+      method: request.method,
+      path: pathOf(request),
+      route: request.routeOptions.url,
+      status: statusOf('CLIENT_CLOSED_REQUEST'),
+    };
+    context.with(requests.contextOf(request) ?? context.active(), () => {
+      request.log.info(fields, 'request aborted by the client');
     });
     done();
   });

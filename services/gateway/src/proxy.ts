@@ -192,7 +192,13 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
           { cause: outcome.error },
         );
       }
-      if (request.clientSignal.aborted) throw outcome.error;
+      if (request.clientSignal.aborted) {
+        // Expected whenever a client gives up (a load generator stopping, a user closing a tab):
+        // a 4xx for logs and metrics, not an unhandled error.
+        throw new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the connection.', {
+          cause: outcome.error,
+        });
+      }
       const code = errorCode(outcome.error);
       if (!(code !== undefined && notSentCodes.has(code)) && !isIdempotent) break;
     }
