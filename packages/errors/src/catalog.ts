@@ -30,6 +30,8 @@ export const errorCatalog = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency key reused' },
   INVALID_CARD_TOKEN: { status: 422, title: 'Invalid card token' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  // nginx's non-standard 499: the client went away before the answer; only logs and metrics see it.
+  CLIENT_CLOSED_REQUEST: { status: 499, title: 'Client closed request' },
   INTERNAL: { status: 500, title: 'Internal error' },
   UPSTREAM_FAILED: { status: 502, title: 'Upstream failed' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'Service unavailable' },

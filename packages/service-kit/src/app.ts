@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ServiceConfig } from '@bazaar/config';
-import { AppError } from '@bazaar/errors';
+import { AppError, statusOf } from '@bazaar/errors';
 import type { Logger } from '@bazaar/logging';
 import type { Telemetry } from '@bazaar/telemetry';
 import { context } from '@opentelemetry/api';
@@ -9,6 +9,7 @@ import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { registerOperationalRoutes, operationalRoutes } from './operational-routes';
 import { sendProblem, toAppError, pathOf } from './problem-replies';
 import { assertUniqueCheckNames, type ReadinessCheck } from './readiness';
+import { lazyChildLoggerFactory } from './lazy-child-logger';
 import { observeRequests } from './request-telemetry';
 
 /** What {@link createApp} needs; the service's composition root passes it in. */
@@ -99,6 +100,7 @@ export function createApp(deps: AppDeps): FastifyInstance {
       requestIdLogLabel: 'request_id',
     }),
     genReqId: requestIdOf,
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     handlerTimeout: config.REQUEST_TIMEOUT_MS,
@@ -161,18 +163,41 @@ export function createApp(deps: AppDeps): FastifyInstance {
 
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url;
+    // Probes and scrapes arrive every few seconds; they would drown the access log.
+    const level = route !== undefined && operationalRoutes.has(route) ? 'debug' : 'info';
+    if (!logger.isLevelEnabled(level)) {
+      done();
+      return;
+    }
     const fields = {
+      request_id: request.id,
       method: request.method,
       path: pathOf(request),
       route,
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
     };
-    // Inside the (ended) span's context, so the access-log line carries the trace id too.
+    // Inside the (ended) span's context, so the access-log line carries the trace id too. The
+    // base logger with the request id as a field: the request's own child logger is never built
+    // for a request that logs nothing else (lazyChildLoggerFactory).
     context.with(requests.contextOf(request) ?? context.active(), () => {
-      // Probes and scrapes arrive every few seconds; they would drown the access log.
-      if (route !== undefined && operationalRoutes.has(route)) request.log.debug(fields, 'request');
-      else request.log.info(fields, 'request');
+      logger[level](fields, 'request');
+    });
+    done();
+  });
+
+  // A client that goes away before the answer gets no onResponse; its line says so with nginx's
+  // 499, so abandoned requests stay visible in the access log without looking like server errors.
+  app.addHook('onRequestAbort', (request, done) => {
+    const fields = {
+      request_id: request.id,
+      method: request.method,
+      path: pathOf(request),
+      route: request.routeOptions.url,
+      status: statusOf('CLIENT_CLOSED_REQUEST'),
+    };
+    context.with(requests.contextOf(request) ?? context.active(), () => {
+      logger.info(fields, 'request aborted by the client');
     });
     done();
   });

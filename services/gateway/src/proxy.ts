@@ -76,8 +76,16 @@ export interface ProxyRequest {
 export interface ProxyResponse {
   readonly statusCode: number;
   readonly headers: Record<string, string | string[]>;
-  readonly body: Dispatcher.ResponseData['body'];
+  /** Read whole when the upstream announced a small length; streamed otherwise. */
+  readonly body: Buffer | Dispatcher.ResponseData['body'];
 }
+
+/**
+ * Bodies up to this announced length are read whole before the reply: one write to the client
+ * instead of a stream pipe, the gateway's largest per-request cost for typical small JSON
+ * answers. Larger or unannounced (chunked) bodies stream, so memory stays bounded.
+ */
+export const BUFFERED_BODY_MAX_BYTES = 64 * 1024;
 
 export interface ProxyDeps {
   readonly upstream: Upstream;
@@ -171,16 +179,16 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
       if (outcome.kind === 'response') {
         const isFailure = failedStatuses.has(outcome.response.statusCode);
         const canRetry = isFailure && isIdempotent && attempt < request.retries;
+        const { body } = outcome.response;
         if (!canRetry) {
           exchangeOk = !isFailure;
-          const { body } = outcome.response;
-          if (!body.closed) {
+          if (!Buffer.isBuffer(body) && !body.closed) {
             body.once('close', release);
             isReleasedByBody = true;
           }
           return outcome.response;
         }
-        await outcome.response.body.dump().catch(() => undefined);
+        if (!Buffer.isBuffer(body)) await body.dump().catch(() => undefined);
         lastError = new Error(`upstream answered ${outcome.response.statusCode}`);
         continue;
       }
@@ -192,7 +200,13 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
           { cause: outcome.error },
         );
       }
-      if (request.clientSignal.aborted) throw outcome.error;
+      if (request.clientSignal.aborted) {
+        // Expected whenever a client gives up (a load generator stopping, a user closing a tab):
+        // a 4xx for logs and metrics, not an unhandled error.
+        throw new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the connection.', {
+          cause: outcome.error,
+        });
+      }
       const code = errorCode(outcome.error);
       if (!(code !== undefined && notSentCodes.has(code)) && !isIdempotent) break;
     }
@@ -258,6 +272,11 @@ async function attemptOnce(
       body: request.body ?? null,
       signal,
     });
+    const length = Number(response.headers['content-length']);
+    const body =
+      length <= BUFFERED_BODY_MAX_BYTES
+        ? Buffer.from(await response.body.arrayBuffer())
+        : response.body;
     const isFailure = failedStatuses.has(response.statusCode);
     deps.upstream.recordAttempt(target, !isFailure);
     span.setAttribute('http.response.status_code', response.statusCode);
@@ -268,7 +287,7 @@ async function attemptOnce(
       response: {
         statusCode: response.statusCode,
         headers: responseHeaders(response.headers),
-        body: response.body,
+        body,
       },
     };
   } catch (error) {

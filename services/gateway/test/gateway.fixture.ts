@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createLogger } from '@bazaar/logging';
 import { createEtcdRegistry, type EtcdRegistry, type Registration } from '@bazaar/registry';
-import { startTelemetry } from '@bazaar/telemetry';
+import { startTelemetry, type Telemetry } from '@bazaar/telemetry';
 import { testStack } from '@bazaar/testing';
 import { Redis } from 'ioredis';
 import { buildGateway, type Gateway } from '../src/app';
@@ -79,6 +79,9 @@ export async function startUpstream(id: string): Promise<Upstream> {
 export interface GatewayUnderTest {
   readonly url: string;
   readonly gateway: Gateway;
+  readonly telemetry: Telemetry;
+  /** Every log line the gateway wrote at info level or above, parsed. */
+  readonly logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -110,7 +113,16 @@ export async function startGateway(
   registry: EtcdRegistry,
   options: { redis?: boolean } = {},
 ): Promise<GatewayUnderTest> {
-  const logger = createLogger({ service: 'gateway', level: 'silent' });
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    service: 'gateway',
+    level: 'info',
+    destination: {
+      write(line: string) {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  });
   const telemetry = startTelemetry({ serviceName: 'gateway' });
   const redis = options.redis
     ? new Redis(testStack().redis, { maxRetriesPerRequest: 1, commandTimeout: 1000 })
@@ -133,6 +145,8 @@ export async function startGateway(
   return {
     url: `http://127.0.0.1:${port}`,
     gateway,
+    telemetry,
+    logs,
     async close() {
       await gateway.app.close();
       await gateway.close();

@@ -165,6 +165,21 @@ describe('gateway routing and resilience', () => {
     expect(elapsed).toBeLessThan(2500);
   });
 
+  it('logs a request its client abandons as 499, not as an unhandled error', async () => {
+    const before = gateway.logs.length;
+    // The upstream takes 3 s; the client gives up after 100 ms, well within the 300 ms deadline.
+    await expect(
+      fetch(`${gateway.url}/v1/slow`, { signal: AbortSignal.timeout(100) }),
+    ).rejects.toThrow();
+    const lines = () => gateway.logs.slice(before);
+    await eventually(() =>
+      expect(lines()).toContainEqual(expect.objectContaining({ path: '/v1/slow', status: 499 })),
+    );
+    // The proxy's own handling of the abandoned exchange ends within the route deadline.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(lines().filter((line) => line.level === 'error' || line.level === 'fatal')).toEqual([]);
+  });
+
   it('opens the circuit after consecutive failures, then recloses once the upstream recovers', async () => {
     flaky.status = 503;
     for (let i = 0; i < 3; i++) {
