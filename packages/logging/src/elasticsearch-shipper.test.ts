@@ -4,11 +4,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createElasticsearchShipper, type ElasticsearchShipper } from './elasticsearch-shipper';
 import { createLogger } from './logger';
 
-// A stand-in bulk endpoint on 127.0.0.1 that records what it receives (the real Elasticsearch is
-// exercised by tests/e2e/observability.test.ts).
-async function bulkServer(status = 200) {
+// A stand-in bulk endpoint on 127.0.0.1 that records the bulk requests it receives and has the
+// `bazaar-logs` index template while `template.exists` (the real Elasticsearch is exercised by
+// tests/e2e/observability.test.ts).
+async function bulkServer(status = 200, template = { exists: true }) {
   const bodies: string[] = [];
   const server = http.createServer((request, response) => {
+    if (request.url === '/_index_template/bazaar-logs') {
+      response.writeHead(template.exists ? 200 : 404).end('{}');
+      return;
+    }
     let body = '';
     request.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
     request.on('end', () => {
@@ -114,6 +119,31 @@ describe('createElasticsearchShipper', () => {
     expect(shipper.stats()).toEqual({ shipped: 1, dropped: 0, buffered: 0 });
     expect(bodies.join('')).toContain('"msg":"kept"');
     expect(states).toEqual(['failing', 'recovered']);
+  });
+
+  it('holds the lines while the index template is missing, and ships them once it exists', async () => {
+    const template = { exists: false };
+    const server = await bulkServer(200, template);
+    cleanups.push(server.close);
+    const states: string[] = [];
+    const shipper = createElasticsearchShipper({
+      url: server.url,
+      flushIntervalMs: 10,
+      onStateChange: (state, detail) => states.push(`${state}: ${detail}`),
+    });
+    cleanups.push(() => shipper.close());
+    shipper.write('{"level":"info","time":"2026-11-24T10:00:00.000Z","msg":"early"}\n');
+    await shipper.flush();
+    expect(server.bodies).toEqual([]);
+    expect(shipper.stats()).toEqual({ shipped: 0, dropped: 0, buffered: 1 });
+    template.exists = true;
+    const deadline = Date.now() + 5000;
+    while (shipper.stats().shipped === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(shipper.stats()).toEqual({ shipped: 1, dropped: 0, buffered: 0 });
+    expect(server.bodies.join('')).toContain('"msg":"early"');
+    expect(states[0]).toBe('failing: index template bazaar-logs is not installed yet');
   });
 
   it('receives every line a logger writes, after redaction', async () => {

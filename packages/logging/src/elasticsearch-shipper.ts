@@ -16,6 +16,12 @@ export interface ElasticsearchShipperOptions {
   readonly flushIntervalMs?: number;
   /** Deadline of one bulk request. Default 5000 ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * The index template that gives the daily indices their mappings. Nothing is shipped until it
+   * exists: a line indexed before it would create the day's index with guessed (dynamic) mappings,
+   * kept until the next day. Default `bazaar-logs`; `false` ships at once.
+   */
+  readonly indexTemplate?: string | false;
   /** Told when shipping stops or resumes working (default: one line on stderr). */
   readonly onStateChange?: (state: 'failing' | 'recovered', detail: string) => void;
 }
@@ -64,6 +70,7 @@ export function createElasticsearchShipper(
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 1000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  const indexTemplate = options.indexTemplate ?? 'bazaar-logs';
   const onStateChange =
     options.onStateChange ??
     ((state: string, detail: string) =>
@@ -93,6 +100,7 @@ export function createElasticsearchShipper(
   let failures = 0;
   let retryAt = 0;
   let isClosed = false;
+  let hasTemplate = indexTemplate === false;
 
   const observeBuffered = (result: { observe: (value: number, attributes?: Attributes) => void }) =>
     result.observe(buffer.length);
@@ -115,7 +123,32 @@ export function createElasticsearchShipper(
     return `{"create":{"_index":"${index}"}}\n${withTimestamp}\n`;
   };
 
+  /** Whether the index template exists; once seen it is not asked again (templates persist). */
+  async function templateExists(batch: string[]): Promise<boolean> {
+    if (hasTemplate || indexTemplate === false) return true;
+    try {
+      const response = await fetch(`${base}/_index_template/${indexTemplate}`, {
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      });
+      await response.body?.cancel();
+      if (response.ok) {
+        hasTemplate = true;
+        return true;
+      }
+      requeue(
+        batch,
+        response.status === 404
+          ? `index template ${indexTemplate} is not installed yet`
+          : `HTTP ${response.status} asking for index template ${indexTemplate}`,
+      );
+    } catch (error) {
+      requeue(batch, `unreachable: ${(error as Error).message}`);
+    }
+    return false;
+  }
+
   async function send(batch: string[]): Promise<void> {
+    if (!(await templateExists(batch))) return;
     const body = batch.map(toBulk).join('');
     let response: Response;
     try {
