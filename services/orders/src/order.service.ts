@@ -128,6 +128,9 @@ function eventsFor(order: Order, effect: 'confirmed' | 'cancelled'): BusEvent[] 
   ];
 }
 
+/** PENDING orders of this process remembered for their transition (about 1 KB each). */
+const MAX_REMEMBERED_PENDING = 20_000;
+
 /** The 202 body of a placement: the same for the first response and every replay. */
 function placedResponse(order: Order): PlacedOrder {
   return { id: order.id, status: 'PENDING', total: order.total };
@@ -226,6 +229,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       );
       throw error;
     }
+    rememberPending(order);
     wake(orderId, written);
     return placedResponse(order);
   }
@@ -234,9 +238,36 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
   // lock, so the janitor or a second instance never interleaves with it. Stock operations are keyed
   // by order id and idempotent; after a crash between the steps, the janitor finishes the job from
   // the order's state.
+  // PENDING orders placed by this process, as stored. A transition of one of them needs no read: its
+  // update is guarded by `status: PENDING` under the order's lock, which makes it a compare-and-set of
+  // everything a transition may change (each status is entered once, with its fields); if another
+  // instance moved the order on, the guard fails and the order is read. Only PENDING is served from
+  // here because no stock operation precedes the guarded update when leaving PENDING.
+  const pendingPlaced = new Map<string, Order>();
+
+  function rememberPending(order: Order): void {
+    if (pendingPlaced.size >= MAX_REMEMBERED_PENDING) {
+      const oldest = pendingPlaced.keys().next();
+      if (oldest.done !== true) pendingPlaced.delete(oldest.value);
+    }
+    pendingPlaced.set(order.id, order);
+  }
+
   async function transition(orderId: string, command: OrderCommand): Promise<TransitionResult> {
     let written: MongoOutboxEntry[] | undefined;
     const result = await orders.withLock(orderId, async (): Promise<TransitionResult> => {
+      const remembered = pendingPlaced.get(orderId);
+      const rememberedDecision = remembered === undefined ? undefined : decide(remembered, command);
+      if (rememberedDecision?.kind === 'apply') {
+        const { next, effect } = rememberedDecision;
+        pendingPlaced.delete(orderId);
+        written = await orders.saveTransition('PENDING', next, eventsFor(next, effect));
+        if (written !== undefined) {
+          await finish(next, effect);
+          return 'applied';
+        }
+        // Moved on elsewhere (another instance): decide on the stored order.
+      }
       const order = await orders.find(orderId);
       if (order === undefined) return 'missing';
       const decision = decide(order, command);
@@ -250,16 +281,21 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       }
       written = await orders.saveTransition(order.status, next, eventsFor(next, effect));
       if (written === undefined) throw new Error(`order ${orderId} changed under its lock`);
-      await changeLines(next, effect === 'cancelled' ? 'release' : 'settle');
-      if (effect === 'cancelled') {
-        deps.metrics?.cancelled(next.cancelReason ?? 'USER_CANCELLED', next.placedAt);
-      } else {
-        deps.metrics?.confirmed(next.total, next.placedAt);
-      }
+      await finish(next, effect);
       return 'applied';
     });
     if (result === 'applied' && written !== undefined) wake(orderId, written);
     return result;
+  }
+
+  /** The stock and metrics of a transition whose new state is stored. */
+  async function finish(next: Order, effect: 'confirmed' | 'cancelled'): Promise<void> {
+    await changeLines(next, effect === 'cancelled' ? 'release' : 'settle');
+    if (effect === 'cancelled') {
+      deps.metrics?.cancelled(next.cancelReason ?? 'USER_CANCELLED', next.placedAt);
+    } else {
+      deps.metrics?.confirmed(next.total, next.placedAt);
+    }
   }
 
   async function changeLines(

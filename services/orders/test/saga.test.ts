@@ -169,6 +169,30 @@ describe('the checkout saga', () => {
     }
   });
 
+  it('an order this instance placed but another instance cancelled is not confirmed from what this one remembers', async () => {
+    const other = await scope.start({ ORDER_PAYMENT_DEADLINE_MS: '3000' });
+    const placed = await place(2);
+    // The other instance cancels it (user cancel): this instance still remembers it PENDING.
+    const cancelled = await fetch(`${other.url}/v1/orders/${placed.id}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${user.token}` },
+    });
+    expect(cancelled.status).toBe(200);
+    expect(await stockOf(orders.db, placed.productId)).toEqual({ stock: 10, reserved: 0 });
+    const result = await orders.service.orders.transition(placed.id, {
+      type: 'authorize',
+      paymentId: 'pay_remembered1',
+      at: new Date(),
+    });
+    expect(result).toBe('ignored');
+    expect(await statusOf(placed.id)).toMatchObject({
+      status: 'CANCELLED',
+      cancelReason: 'USER_CANCELLED',
+    });
+    expect(await stockOf(orders.db, placed.productId)).toEqual({ stock: 10, reserved: 0 });
+    expect(tap.of(placed.id).some((e) => e.type === 'order.confirmed.v1')).toBe(false);
+  });
+
   it('the user cancels a PENDING and a CONFIRMED order (USER_CANCELLED, refund via order.cancelled)', async () => {
     const pending = await place(2);
     const cancel = (id: string, who: TestUser = user) =>
