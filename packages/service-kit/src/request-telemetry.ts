@@ -66,6 +66,7 @@ const knownMethods = new Set([
   'TRACE',
 ]);
 
+/** A new object each call: callers add the rest of their attributes to it. */
 function methodAttributes(method: string): Attributes {
   return knownMethods.has(method)
     ? { [ATTR_HTTP_REQUEST_METHOD]: method }
@@ -104,24 +105,21 @@ export function observeRequests(
       return;
     }
     const parent = extractContext(request.headers);
+    // Built in place (no spreads): this runs for every request.
+    const attributes: Attributes = methodAttributes(request.method);
+    attributes[ATTR_URL_PATH] = pathOf(request);
+    attributes[ATTR_URL_SCHEME] = request.protocol;
+    attributes[ATTR_SERVER_ADDRESS] = request.hostname;
+    if (request.port !== null) attributes[ATTR_SERVER_PORT] = request.port;
+    attributes[ATTR_CLIENT_ADDRESS] = request.ip;
+    attributes[ATTR_NETWORK_PROTOCOL_VERSION] = request.raw.httpVersion;
+    if (route !== undefined) attributes[ATTR_HTTP_ROUTE] = route;
     const userAgent = request.headers['user-agent'];
+    if (userAgent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+    attributes['http.request.id'] = request.id;
     const span = telemetry.tracer.startSpan(
       route === undefined ? request.method : `${request.method} ${route}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          ...methodAttributes(request.method),
-          [ATTR_URL_PATH]: pathOf(request),
-          [ATTR_URL_SCHEME]: request.protocol,
-          [ATTR_SERVER_ADDRESS]: request.hostname,
-          ...(request.port === null ? {} : { [ATTR_SERVER_PORT]: request.port }),
-          [ATTR_CLIENT_ADDRESS]: request.ip,
-          [ATTR_NETWORK_PROTOCOL_VERSION]: request.raw.httpVersion,
-          ...(route === undefined ? {} : { [ATTR_HTTP_ROUTE]: route }),
-          ...(userAgent === undefined ? {} : { [ATTR_USER_AGENT_ORIGINAL]: userAgent }),
-          'http.request.id': request.id,
-        },
-      },
+      { kind: SpanKind.SERVER, attributes },
       parent,
     );
     const active = trace.setSpan(parent, span);
@@ -144,13 +142,11 @@ export function observeRequests(
     observed.isEnded = true;
     const status = reply.statusCode;
     const route = request.routeOptions.url;
-    const attributes: Attributes = {
-      ...methodAttributes(request.method),
-      [ATTR_URL_SCHEME]: request.protocol,
-      [ATTR_HTTP_RESPONSE_STATUS_CODE]: status,
-      ...(route === undefined ? {} : { [ATTR_HTTP_ROUTE]: route }),
-      ...(status >= 500 ? { [ATTR_ERROR_TYPE]: String(status) } : {}),
-    };
+    const attributes: Attributes = methodAttributes(request.method);
+    attributes[ATTR_URL_SCHEME] = request.protocol;
+    attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+    if (route !== undefined) attributes[ATTR_HTTP_ROUTE] = route;
+    if (status >= 500) attributes[ATTR_ERROR_TYPE] = String(status);
     duration.record(reply.elapsedTime / 1000, attributes, observed.context);
     const { span } = observed;
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);

@@ -104,6 +104,25 @@ export function clientAddressOf(
   return peer;
 }
 
+/**
+ * Calls `onGone` when the client disconnects: before its request body was complete, or before our
+ * answer was fully written (a GET's request 'close' alone also fires once its body is read).
+ */
+function watchClient(request: FastifyRequest, reply: FastifyReply, onGone: () => void) {
+  const onRequestClose = () => {
+    if (!reply.sent && !request.raw.complete) onGone();
+  };
+  const onReplyClose = () => {
+    if (!reply.raw.writableFinished) onGone();
+  };
+  request.raw.once('close', onRequestClose);
+  reply.raw.once('close', onReplyClose);
+  return () => {
+    request.raw.removeListener('close', onRequestClose);
+    reply.raw.removeListener('close', onReplyClose);
+  };
+}
+
 function setRateLimitHeaders(
   reply: FastifyReply,
   verdict: { limit: number; remaining: number; resetSeconds: number },
@@ -242,13 +261,6 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
             identityHeaders['x-consumer-username'] = identity.consumer.username;
           }
         }
-        const abort = new AbortController();
-        request.raw.once('close', () => {
-          if (!reply.sent && !request.raw.complete) abort.abort();
-        });
-        reply.raw.once('close', () => {
-          if (!reply.raw.writableFinished) abort.abort();
-        });
         const response = await proxyRequest(proxy, {
           routeName: route.name,
           serviceName: service.name,
@@ -262,12 +274,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
           identityHeaders,
           timeoutMs,
           retries: service.retries,
-          clientSignal: abort.signal,
+          watchClient: (onGone) => watchClient(request, reply, onGone),
         });
-        // The request id and CORS headers are ours; the upstream's copies must not duplicate them.
-        const headers = { ...response.headers };
-        delete headers['x-request-id'];
-        return reply.status(response.statusCode).headers(headers).send(response.body);
+        return reply.status(response.statusCode).headers(response.headers).send(response.body);
       };
       for (const url of urlsOf(prefix)) {
         app.route({

@@ -69,8 +69,11 @@ export interface ProxyRequest {
   /** Deadline of the whole exchange, retries included. */
   readonly timeoutMs: number;
   readonly retries: number;
-  /** Aborted when the client goes away. */
-  readonly clientSignal: AbortSignal;
+  /**
+   * Calls `onGone` once if the client goes away before the exchange (body included) is over;
+   * returns what stops watching. Plain listeners: an AbortSignal per request costs more.
+   */
+  readonly watchClient: (onGone: () => void) => () => void;
 }
 
 export interface ProxyResponse {
@@ -119,13 +122,24 @@ function outgoingHeaders(request: ProxyRequest): Record<string, string> {
   return headers;
 }
 
+// The request id is the gateway's; the upstream's copy must not duplicate it.
+const droppedFromResponses: ReadonlySet<string> = new Set<string>(
+  [...hopByHop, 'x-request-id'].filter((name) => name !== 'content-length'),
+);
+
 function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const result: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || (hopByHop.has(name) && name !== 'content-length')) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || droppedFromResponses.has(name)) continue;
     result[name] = value;
   }
   return result;
+}
+
+/** Whether the exchange was aborted because its client went away (not by the deadline). */
+function isClientGoneError(signal: AbortSignal): boolean {
+  return signal.aborted && (signal.reason as { name?: unknown } | undefined)?.name === 'AbortError';
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -157,12 +171,14 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
     controller.abort(new DOMException('The operation timed out.', 'TimeoutError'));
   }, request.timeoutMs);
   timer.unref();
-  const onClientAbort = () => controller.abort(request.clientSignal.reason);
-  if (request.clientSignal.aborted) onClientAbort();
-  else request.clientSignal.addEventListener('abort', onClientAbort, { once: true });
+  let isClientGone = false;
+  const stopWatching = request.watchClient(() => {
+    isClientGone = true;
+    controller.abort(new DOMException('The client went away.', 'AbortError'));
+  });
   const release = () => {
     clearTimeout(timer);
-    request.clientSignal.removeEventListener('abort', onClientAbort);
+    stopWatching();
   };
   let isReleasedByBody = false;
   const tried = new Set<string>();
@@ -200,7 +216,7 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
           { cause: outcome.error },
         );
       }
-      if (request.clientSignal.aborted) {
+      if (isClientGone) {
         // Expected whenever a client gives up (a load generator stopping, a user closing a tab):
         // a 4xx for logs and metrics, not an unhandled error.
         throw new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the connection.', {
@@ -223,7 +239,7 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
     if (!isReleasedByBody) release();
     // A client that went away says nothing about the service (a load generator closing its
     // connections must not open the breaker for everyone else).
-    if (!exchangeOk && request.clientSignal.aborted) upstream.abandonExchange(admission.isTrial);
+    if (!exchangeOk && isClientGone) upstream.abandonExchange(admission.isTrial);
     else upstream.recordExchange(exchangeOk, admission.isTrial);
   }
 }
@@ -292,7 +308,7 @@ async function attemptOnce(
     };
   } catch (error) {
     // A client that went away says nothing about the instance.
-    if (!request.clientSignal.aborted) deps.upstream.recordAttempt(target, false);
+    if (!isClientGoneError(signal)) deps.upstream.recordAttempt(target, false);
     span.setStatus({ code: SpanStatusCode.ERROR });
     span.setAttribute('error.type', errorCode(error) ?? 'error');
     record(signal.aborted ? 'timeout' : 'error');
