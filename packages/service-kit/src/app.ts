@@ -20,6 +20,12 @@ export interface AppDeps {
   readonly telemetry: Pick<Telemetry, 'tracer' | 'meter' | 'renderMetrics'>;
   /** What `/readyz` verifies, run concurrently, each with its own deadline. */
   readonly readinessChecks?: readonly ReadinessCheck[];
+  /**
+   * Whether a handler still running after `REQUEST_TIMEOUT_MS` is answered with a timeout error
+   * (fastify's `handlerTimeout`; a timer and an AbortController per request). Default true; false
+   * only when every route enforces a deadline of its own (the gateway's per-route deadlines).
+   */
+  readonly handlerTimeout?: boolean;
 }
 
 /** The header carrying the request id, in and out. */
@@ -88,7 +94,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 72_000;
  * ```
  */
 export function createApp(deps: AppDeps): FastifyInstance {
-  const { config, logger, telemetry, readinessChecks = [] } = deps;
+  const { config, logger, telemetry, readinessChecks = [], handlerTimeout = true } = deps;
   assertUniqueCheckNames(readinessChecks);
   // Typed as fastify's base logger so the app is a plain `FastifyInstance` for route modules.
   const baseLogger: FastifyBaseLogger = logger;
@@ -103,7 +109,7 @@ export function createApp(deps: AppDeps): FastifyInstance {
     childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeout: config.REQUEST_TIMEOUT_MS,
-    handlerTimeout: config.REQUEST_TIMEOUT_MS,
+    ...(handlerTimeout ? { handlerTimeout: config.REQUEST_TIMEOUT_MS } : {}),
     connectionTimeout: config.REQUEST_TIMEOUT_MS + SOCKET_TIMEOUT_MARGIN_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // Requests that arrive on an open connection while draining are still served (with

@@ -269,6 +269,19 @@ http {
   );
   await waitFor(`http://127.0.0.1:${nginxPort}/v1/items`);
   await waitFor(`http://127.0.0.1:${edgePort}/edge/healthz`);
+  // The deployed shape on this machine: the edge spreading over one gateway instance per core.
+  const secondFullPort = await startGateway('gateway-bench-full-2', full, {});
+  const edgePairPort = await freePort();
+  await startNginx(
+    'edge-pair',
+    renderEdgeConfig({
+      declarativeYaml: full,
+      prefix: path.join(work, 'edge-pair'),
+      listenPort: edgePairPort,
+      upstreams: [`127.0.0.1:${fullPort}`, `127.0.0.1:${secondFullPort}`],
+    }),
+  );
+  await waitFor(`http://127.0.0.1:${edgePairPort}/edge/healthz`);
 
   const auth = { authorization: `Bearer ${token}`, origin: 'https://shop.example' };
   const paths: readonly [string, string, Record<string, string>?][] = [
@@ -280,6 +293,7 @@ http {
     ['gateway, no plugins', `http://127.0.0.1:${barePort}/v1/items`],
     ['gateway, full chain', `http://127.0.0.1:${fullPort}/v1/items`, auth],
     ['edge + gateway (full chain)', `http://127.0.0.1:${edgePort}/v1/items`, auth],
+    ['edge + 2 gateway instances (full chain)', `http://127.0.0.1:${edgePairPort}/v1/items`, auth],
   ];
   const loadAtStart = loadavg()[0] ?? 0;
   // Rounds alternate over every path, so a neighbour's burst of load hits them all alike; each

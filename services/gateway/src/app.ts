@@ -143,7 +143,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, logger, telemetry, declarative, discovery, redis } = deps;
   const readinessChecks: ReadinessCheck[] =
     redis === undefined ? [] : [{ name: 'redis', check: () => redis.ping() }];
-  const app = createApp({ config, logger, telemetry, readinessChecks });
+  // Every proxied route has its own deadline (read_timeout, retries included), which answers 504
+  // UPSTREAM_TIMEOUT; the kit's per-request handler timer would only duplicate it.
+  const app = createApp({ config, logger, telemetry, readinessChecks, handlerTimeout: false });
   // Bodies are forwarded as they came, whatever their type; buffering (within the body limit) is
   // what lets an idempotent request be retried on another instance.
   app.removeAllContentTypeParsers();
