@@ -116,6 +116,13 @@ export interface MongoOutboxRelayOptions {
    * as its lock (see the orders service) wakes its waiters instead of letting them poll.
    */
   readonly onLeasesReleased?: (ids: readonly unknown[]) => void;
+  /**
+   * How long published entries may stay in their document before the relay removes them, so that the
+   * aggregate's next write (which the writer makes anyway, under the same lease as its lock) can drop
+   * them instead: see {@link MongoOutboxRelay.takePublished}. 0 (default): removed in the same round.
+   * Until removed they are skipped by the search; after a crash they are published again (at least once).
+   */
+  readonly deferRemovalMs?: number;
 }
 
 /** Entries just written to one document's outbox (see {@link MongoOutboxRelay.written}). */
@@ -138,6 +145,15 @@ export interface MongoOutboxRelay {
    * meantime may be published twice.
    */
   written(documents: readonly WrittenOutbox[]): void;
+  /**
+   * The entries of this document that were published and not removed yet (with `deferRemovalMs`), handed
+   * to the caller, who must hold the document's lease as its lock and remove them in its next write of
+   * the document; undefined when there are none. The relay forgets them: if that write fails, give them
+   * back with {@link restorePublished}.
+   */
+  takePublished(id: unknown): MongoOutboxEntry[] | undefined;
+  /** Gives back entries from {@link takePublished} that the caller did not remove. */
+  restorePublished(id: unknown, entries: readonly MongoOutboxEntry[]): void;
   /** Events this relay published and removed from outboxes so far. */
   readonly publishedCount: number;
   /** Stops; resolves when the round in flight is finished. */
@@ -233,6 +249,17 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
   // A `wake()` that named no documents asks for a search (a writer that does not name its documents).
   let isSearchRequested = false;
   let publishedCount = 0;
+  const deferRemovalMs = options.deferRemovalMs ?? 0;
+  // Published entries whose removal waits for the document's next write (or their due time).
+  const owed = new Map<unknown, { entries: MongoOutboxEntry[]; dueAt: number }>();
+
+  function owe(id: unknown, entries: readonly MongoOutboxEntry[], dueAt: number): void {
+    const known = owed.get(id);
+    owed.set(id, {
+      entries: [...(known?.entries ?? []), ...entries],
+      dueAt: known?.dueAt ?? dueAt,
+    });
+  }
 
   function takeHints(): Map<unknown, MongoOutboxEntry[] | undefined> {
     const taken = new Map<unknown, MongoOutboxEntry[] | undefined>();
@@ -269,8 +296,9 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
         { projection: { _id: 1 }, limit },
       )
       .toArray();
-    // Documents waiting in the hints are published by the round that takes them.
-    return candidates.map((doc) => doc._id).filter((id) => !hinted.has(id));
+    // Documents waiting in the hints are published by the round that takes them; those with published
+    // entries owed a removal are removed when due.
+    return candidates.map((doc) => doc._id).filter((id) => !hinted.has(id) && !owed.has(id));
   }
 
   /** Claims documents with one unordered insert of their leases; returns the ids this relay now holds. */
@@ -294,11 +322,19 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
     }
   }
 
-  async function relayRound(): Promise<{ claimed: number; failed: number }> {
+  async function relayRound(isFinal = false): Promise<{ claimed: number; failed: number }> {
     const token = randomUUID();
     const now = new Date();
     const taken = takeHints();
     const ids = [...taken.keys()];
+    const due = new Set<unknown>();
+    for (const [id, { dueAt }] of owed) {
+      if (ids.length >= batchSize) break;
+      if ((isFinal || dueAt <= now.getTime()) && !taken.has(id)) {
+        ids.push(id);
+        due.add(id);
+      }
+    }
     const isSearchDue =
       ids.length < batchSize && (isSearchRequested || Date.now() - lastScanAt >= scanIntervalMs);
     if (isSearchDue) {
@@ -308,10 +344,18 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
     }
     const claimedIds = await claim(ids, now, token);
     if (claimedIds.length === 0) return { claimed: 0, failed: 0 };
+    const owedNow = new Map<unknown, MongoOutboxEntry[]>();
+    let isRemovalReached = false;
     try {
+      // Held under our lease now: nobody else takes these owed entries meanwhile.
+      for (const id of claimedIds) {
+        const entries = owed.get(id)?.entries;
+        owed.delete(id);
+        if (entries !== undefined) owedNow.set(id, entries);
+      }
       const claimed = (
         await mapLimited(
-          claimedIds,
+          claimedIds.filter((id) => !due.has(id)),
           removalConcurrency,
           async (id): Promise<OutboxDocument | null> => {
             const entries = taken.get(id);
@@ -342,10 +386,28 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
       // One single-statement update per document (FerretDB 1.24 deadlocks when two multi-statement
       // update commands — bulkWrite — run at once); the documents are distinct and leased, so several
       // run side by side.
-      await mapLimited([...published], removalConcurrency, async ([id, entries]) => {
-        const removal: Document = { $pullAll: { outbox: entries } };
-        await collection.updateOne(byId(id), removal);
-      });
+      isRemovalReached = true;
+      const removals = new Map<unknown, MongoOutboxEntry[]>(owedNow);
+      const dueAt = Date.now() + deferRemovalMs;
+      for (const [id, entries] of published) {
+        const all = [...(removals.get(id) ?? []), ...entries];
+        if (deferRemovalMs > 0 && !isFinal && owed.size < MAX_HINTS) {
+          owe(id, all, dueAt);
+          removals.delete(id);
+        } else {
+          removals.set(id, all);
+        }
+      }
+      try {
+        await mapLimited([...removals], removalConcurrency, async ([id, entries]) => {
+          const removal: Document = { $pullAll: { outbox: entries } };
+          await collection.updateOne(byId(id), removal);
+          removals.delete(id);
+        });
+      } finally {
+        // Not removed (the round failed): owed again, removed by a later round.
+        for (const [id, entries] of removals) owe(id, entries, Date.now());
+      }
       const confirmed = [...published.values()].reduce((sum, entries) => sum + entries.length, 0);
       publishedCount += confirmed;
       const failed = pending.length - confirmed;
@@ -357,6 +419,7 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
       }
       return { claimed: claimedIds.length, failed };
     } finally {
+      if (!isRemovalReached) for (const [id, entries] of owedNow) owe(id, entries, Date.now());
       await leases.deleteMany({ token });
       options.onLeasesReleased?.(claimedIds);
     }
@@ -402,9 +465,26 @@ export function startMongoOutboxRelay(options: MongoOutboxRelayOptions): MongoOu
     get publishedCount() {
       return publishedCount;
     },
+    takePublished(id) {
+      const entries = owed.get(id)?.entries;
+      owed.delete(id);
+      return entries;
+    },
+    restorePublished(id, entries) {
+      if (entries.length > 0) owe(id, entries, Date.now());
+    },
     async stop() {
       stopping.abort();
       await running;
+      // Remove what is still owed, so a restart does not publish it again.
+      for (let attempt = 0; attempt < 3 && owed.size > 0; attempt += 1) {
+        await relayRound(true).catch((error: unknown) => {
+          logger.warn(
+            { err: error, owed: owed.size },
+            'published outbox entries not removed at stop',
+          );
+        });
+      }
     },
   };
 }

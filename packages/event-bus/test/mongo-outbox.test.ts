@@ -60,7 +60,12 @@ async function setUp(): Promise<{ orders: Collection<Order>; received: Received;
 
 function startRelay(
   orders: Collection<Order>,
-  options: { owner?: string; leaseMs?: number; scanIntervalMs?: number } = {},
+  options: {
+    owner?: string;
+    leaseMs?: number;
+    scanIntervalMs?: number;
+    deferRemovalMs?: number;
+  } = {},
 ) {
   return startMongoOutboxRelay({
     collection: orders as unknown as Collection<Document>,
@@ -211,6 +216,46 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
     await waitUntilDrained(url, group);
     expect(received.ids()).toEqual([handed.id, other.id]);
     expect(await orders.findOne({ _id: 'ord_written' })).toMatchObject({ outbox: [] });
+  });
+
+  it('with deferRemovalMs, published entries wait for the next write (takePublished) and are not published again', async () => {
+    const { orders, received, group } = await setUp();
+    const relay = startRelay(orders, { deferRemovalMs: 60_000 });
+    const [first, second, third] = [testEvent(1), testEvent(2), testEvent(3)];
+    const firstEntries = outboxEntries([first], validateTestEvent);
+    const secondEntries = outboxEntries([second], validateTestEvent);
+    await orders.insertMany([
+      { _id: 'ord_taken', status: 'PENDING', outbox: firstEntries },
+      { _id: 'ord_left', status: 'PENDING', outbox: secondEntries },
+    ]);
+    relay.written([
+      { id: 'ord_taken', entries: firstEntries },
+      { id: 'ord_left', entries: secondEntries },
+    ]);
+    await received.waitFor(2);
+    // Published, still in the documents, and a search does not publish them again.
+    relay.wake();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(received.events).toHaveLength(2);
+    expect((await orders.findOne({ _id: 'ord_taken' }))?.outbox).toHaveLength(1);
+
+    // The aggregate's next write takes them and replaces the outbox with its own new entry.
+    const taken = relay.takePublished('ord_taken');
+    expect(taken?.map((entry) => entry.eventId)).toEqual([first.id]);
+    expect(relay.takePublished('ord_taken')).toBeUndefined();
+    const thirdEntries = outboxEntries([third], validateTestEvent);
+    await orders.updateOne(
+      { _id: 'ord_taken' },
+      { $set: { status: 'CONFIRMED', outbox: thirdEntries } },
+    );
+    relay.written([{ id: 'ord_taken', entries: thirdEntries }]);
+    await received.waitFor(3);
+    // Stopping removes what is still owed (the untaken one), so a restart publishes nothing again.
+    await relay.stop();
+    await waitUntilDrained(url, group);
+    expect(received.ids()).toEqual([first.id, second.id, third.id]);
+    expect(await orders.findOne({ _id: 'ord_left' })).toMatchObject({ outbox: [] });
+    expect(await orders.findOne({ _id: 'ord_taken' })).toMatchObject({ outbox: [] });
   });
 
   it('two relays share the documents through leases and publish every event exactly once', async () => {

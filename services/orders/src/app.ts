@@ -83,6 +83,10 @@ export function buildApp(deps: AppDeps): OrdersApp {
     paymentDeadlineMs: config.ORDER_PAYMENT_DEADLINE_MS,
     reservationGraceMs: config.RESERVATION_GRACE_MS,
     onEventsWritten: (orderId, entries) => relay?.written([{ id: orderId, entries }]),
+    publishedEntries: {
+      take: (orderId) => relay?.takePublished(orderId),
+      restore: (orderId, entries) => relay?.restorePublished(orderId, entries),
+    },
     metrics: createOrderMetrics(telemetry.meter),
     now,
   });
@@ -121,6 +125,7 @@ export function buildApp(deps: AppDeps): OrdersApp {
           pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
           scanIntervalMs: config.RELAY_SCAN_INTERVAL_MS,
           onLeasesReleased: (orderIds) => orderRepository.leasesReleased(orderIds),
+          deferRemovalMs: config.RELAY_DEFER_REMOVAL_MS,
           leaseMs: config.LOCK_LEASE_MS,
         });
         relay = started;

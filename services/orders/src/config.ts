@@ -72,6 +72,11 @@ export const configSchema = serviceEnv.extend({
    * those of a process that died, or of another instance's relay that died.
    */
   RELAY_SCAN_INTERVAL_MS: durationMs().default(2_000),
+  /**
+   * How long a published `order.placed` may stay in its order before the relay removes it: the order's
+   * transition (a payment outcome usually comes sooner) replaces it in the write it makes anyway.
+   */
+  RELAY_DEFER_REMOVAL_MS: durationMs().default(5_000),
   /** How long a product's price may be reused for pricing new orders (stock is never cached). */
   CATALOG_CACHE_TTL_MS: durationMs().default(2_000),
   /** Off only for an instance that must not publish (operations, the crash test's first process). */

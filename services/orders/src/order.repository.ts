@@ -1,6 +1,6 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import type { BusEvent, MongoOutboxEntry } from '@bazaar/event-bus';
-import { outboxEntries, pushToOutbox } from '@bazaar/event-bus';
+import { outboxEntries } from '@bazaar/event-bus';
 import type { CancelReason, Money, Order, OrderLine, OrderStatus } from './order';
 import { createWriteLocks, type LockDocument } from './write-lock';
 
@@ -37,6 +37,7 @@ export interface OrderRepository {
     from: OrderStatus,
     next: Order,
     events: readonly BusEvent[],
+    options?: { replacesOutbox?: boolean },
   ): Promise<MongoOutboxEntry[] | undefined>;
   /** Runs `work` while holding the order's write lock (shared with the outbox relay's claims). */
   withLock<T>(orderId: string, work: () => Promise<T>): Promise<T>;
@@ -145,13 +146,17 @@ export function createOrderRepository(options: OrderRepositoryOptions): OrderRep
         .toArray();
       return docs.map((doc) => doc._id);
     },
-    async saveTransition(from, next, events) {
-      const push = pushToOutbox(events);
+    async saveTransition(from, next, events, options) {
+      // Replacing the outbox is for a caller that knows it holds only published entries (see
+      // order.service.ts): the write that changes the order then also removes them.
+      const entries = outboxEntries(events);
       const result = await orders.updateOne(
         { _id: next.id, status: from },
-        { $set: transitionFields(next), ...push },
+        options?.replacesOutbox === true
+          ? { $set: { ...transitionFields(next), outbox: entries } }
+          : { $set: transitionFields(next), $push: { outbox: { $each: entries } } },
       );
-      return result.modifiedCount === 1 ? push.$push.outbox.$each : undefined;
+      return result.modifiedCount === 1 ? entries : undefined;
     },
     withLock: (orderId, work) => locks.withLock(orderId, work),
     leasesReleased: (orderIds) => locks.released(orderIds),

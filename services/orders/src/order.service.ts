@@ -65,6 +65,14 @@ export interface OrderServiceDeps {
   readonly reservationGraceMs: number;
   /** Called after events were written to an order, so the relay publishes them without searching. */
   readonly onEventsWritten?: (orderId: string, entries: readonly MongoOutboxEntry[]) => void;
+  /**
+   * The relay's published-but-not-yet-removed entries of an order (taken: the caller removes them in
+   * its write), and how to give them back when that write did not happen.
+   */
+  readonly publishedEntries?: {
+    take(orderId: string): readonly MongoOutboxEntry[] | undefined;
+    restore(orderId: string, entries: readonly MongoOutboxEntry[]): void;
+  };
   /** Business counters (`orders_placed_total`, saga outcomes, revenue). */
   readonly metrics?: OrderMetrics;
   readonly now?: () => Date;
@@ -261,7 +269,18 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       if (rememberedDecision?.kind === 'apply') {
         const { next, effect } = rememberedDecision;
         pendingPlaced.delete(orderId);
-        written = await orders.saveTransition('PENDING', next, eventsFor(next, effect));
+        // A PENDING order placed here holds only its order.placed in the outbox; once the relay has
+        // published it, this write replaces it (one write instead of the relay's removal and this one).
+        const published = deps.publishedEntries?.take(orderId);
+        try {
+          written = await orders.saveTransition('PENDING', next, eventsFor(next, effect), {
+            replacesOutbox: published !== undefined,
+          });
+        } finally {
+          if (written === undefined && published !== undefined) {
+            deps.publishedEntries?.restore(orderId, published);
+          }
+        }
         if (written !== undefined) {
           await finish(next, effect);
           return 'applied';
