@@ -257,31 +257,26 @@ http {
 }
 `,
   );
-  const edgePort = await freePort();
-  await startNginx(
-    'edge',
-    renderEdgeConfig({
-      declarativeYaml: full,
-      prefix: path.join(work, 'edge'),
-      listenPort: edgePort,
-      upstreams: [`127.0.0.1:${fullPort}`],
-    }),
-  );
   await waitFor(`http://127.0.0.1:${nginxPort}/v1/items`);
-  await waitFor(`http://127.0.0.1:${edgePort}/edge/healthz`);
+  // The edge as the stack generates it, in front of the given gateway instances.
+  const startEdge = async (name: string, gatewayPorts: readonly number[]) => {
+    const port = await freePort();
+    await startNginx(
+      name,
+      renderEdgeConfig({
+        declarativeYaml: full,
+        prefix: path.join(work, name),
+        listenPort: port,
+        upstreams: gatewayPorts.map((gatewayPort) => `127.0.0.1:${gatewayPort}`),
+      }),
+    );
+    await waitFor(`http://127.0.0.1:${port}/edge/healthz`);
+    return port;
+  };
+  const edgePort = await startEdge('edge', [fullPort]);
   // The deployed shape on this machine: the edge spreading over one gateway instance per core.
   const secondFullPort = await startGateway('gateway-bench-full-2', full, {});
-  const edgePairPort = await freePort();
-  await startNginx(
-    'edge-pair',
-    renderEdgeConfig({
-      declarativeYaml: full,
-      prefix: path.join(work, 'edge-pair'),
-      listenPort: edgePairPort,
-      upstreams: [`127.0.0.1:${fullPort}`, `127.0.0.1:${secondFullPort}`],
-    }),
-  );
-  await waitFor(`http://127.0.0.1:${edgePairPort}/edge/healthz`);
+  const edgePairPort = await startEdge('edge-pair', [fullPort, secondFullPort]);
 
   const auth = { authorization: `Bearer ${token}`, origin: 'https://shop.example' };
   const paths: readonly [string, string, Record<string, string>?][] = [
