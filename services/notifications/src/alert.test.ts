@@ -40,7 +40,7 @@ function notification(overrides: Partial<AlertmanagerNotification> = {}): Alertm
 }
 
 describe('alertKeyOf', () => {
-  it('is one key per (groupKey, status, fingerprint set), whatever the order of alerts', () => {
+  it('is one key per (groupKey, status, set of incidents), whatever the order of alerts', () => {
     const base = notification();
     const reordered = notification({ alerts: [...base.alerts].reverse() });
     expect(alertKeyOf(reordered)).toBe(alertKeyOf(base));
@@ -49,6 +49,18 @@ describe('alertKeyOf', () => {
     expect(alertKeyOf(notification({ alerts: base.alerts.slice(0, 1) }))).not.toBe(
       alertKeyOf(base),
     );
+  });
+
+  it('is a new key for the next incident of the same alert (a new startsAt), the same key for retries', () => {
+    const base = notification();
+    const [first] = base.alerts;
+    if (first === undefined) throw new Error('no alert');
+    const retried = notification({ alerts: [{ ...first }, ...base.alerts.slice(1)] });
+    expect(alertKeyOf(retried)).toBe(alertKeyOf(base));
+    const nextIncident = notification({
+      alerts: [{ ...first, startsAt: '2025-01-31T14:00:00Z' }, ...base.alerts.slice(1)],
+    });
+    expect(alertKeyOf(nextIncident)).not.toBe(alertKeyOf(base));
   });
 
   it('falls back to the labels when a sender leaves the fingerprint out', () => {

@@ -43,11 +43,15 @@ export function fingerprintOf(alert: Alert): string {
 
 /**
  * The deduplication key of a notification: one email per (groupKey, status, set of alert
- * fingerprints). A retry of the same notification maps to the same key; a change in the group (an
- * alert added or resolved) is a new message, as it should be.
+ * incidents), an incident being an alert's fingerprint with its `startsAt`. A retry of the same
+ * notification maps to the same key; a change in the group (an alert added or resolved) is a new
+ * message, and so is the next incident of the same alert (it fires again with a new `startsAt`).
+ * Alertmanager's reminders of an incident still firing (`repeat_interval`) carry the same key and
+ * are not emailed again.
  */
 export function alertKeyOf(notification: AlertmanagerNotification): string {
-  const fingerprints = [...new Set(notification.alerts.map(fingerprintOf))].sort();
+  const incidents = notification.alerts.map((alert) => `${fingerprintOf(alert)}@${alert.startsAt}`);
+  const fingerprints = [...new Set(incidents)].sort();
   const digest = createHash('sha256')
     .update(`${notification.groupKey}\n${notification.status}\n${fingerprints.join(',')}`)
     .digest('hex');
