@@ -37,6 +37,7 @@ export {
   type Queryable,
 } from './pg-outbox';
 export {
+  duplicateIndexes,
   ensureOutboxIndex,
   outboxEntries,
   pushToOutbox,

@@ -169,8 +169,12 @@ interface OutboxDocument extends MongoOutboxFields {
   _id: unknown;
 }
 
-/** The ids of a failed unordered insertMany that collided with an existing `_id`; throws anything else. */
-function duplicateIndexes(error: unknown): Set<number> {
+/**
+ * The indexes of a failed unordered insertMany's documents that collided with an existing `_id`
+ * (code 11000); rethrows any other error. Inserting `_id`s is how leases and locks are taken on
+ * FerretDB, where only an insert is atomic.
+ */
+export function duplicateIndexes(error: unknown): Set<number> {
   const writeErrors = (error as { writeErrors?: unknown }).writeErrors;
   const list: unknown[] = Array.isArray(writeErrors)
     ? writeErrors

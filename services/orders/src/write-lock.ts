@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { duplicateIndexes } from '@bazaar/event-bus';
 import type { Collection } from 'mongodb';
 import { lockBusy } from './errors';
 
@@ -154,24 +155,6 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
       }
     },
   };
-}
-
-/** The indexes of an unordered insertMany's documents that collided with an existing `_id`. */
-function duplicateIndexes(error: unknown): Set<number> {
-  const writeErrors = (error as { writeErrors?: unknown }).writeErrors;
-  const list: unknown[] = Array.isArray(writeErrors)
-    ? writeErrors
-    : writeErrors === undefined
-      ? []
-      : [writeErrors];
-  if (list.length === 0) throw error;
-  const indexes = new Set<number>();
-  for (const writeError of list) {
-    const { index, code } = writeError as { index?: unknown; code?: unknown };
-    if (code !== 11000 || typeof index !== 'number') throw error;
-    indexes.add(index);
-  }
-  return indexes;
 }
 
 /**
