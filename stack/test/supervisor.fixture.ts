@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ComponentSpec, StackContext } from '../src/components';
 import { readStackConfig } from '../src/config';
+import { devPorts } from '../src/ports';
 import { httpProbe } from '../src/probes';
 import { Supervisor } from '../src/supervisor';
 
@@ -46,8 +47,17 @@ export function scratchDir(prefix: string): string {
 }
 
 // Below 32768, where the kernel hands out ephemeral ports to client sockets (a listen there can
-// fail with EADDRINUSE on a busy machine).
-let nextPort = 21_000 + Math.floor(Math.random() * 3_000);
+// fail with EADDRINUSE on a busy machine), and never a port of the running test stack (with
+// BAZAAR_TEST_PORT_OFFSET=2200 its Prometheus listens on 21290, inside this range).
+const stackPorts = new Set(
+  Object.values(devPorts).map((port) => port + readStackConfig('test').portOffset),
+);
+let lastPort = 21_000 + Math.floor(Math.random() * 3_000);
+function nextPort(): number {
+  do lastPort += 1;
+  while (stackPorts.has(lastPort));
+  return lastPort;
+}
 
 /** A scalable component: a small Node.js HTTP server answering its name (see SERVER). */
 export function component(
@@ -59,7 +69,7 @@ export function component(
     restartWhenUnhealthyForMs?: number;
   } = {},
 ) {
-  const basePort = nextPort++;
+  const basePort = nextPort();
   const spec: ComponentSpec = {
     name,
     kind: 'service',
@@ -101,7 +111,7 @@ export function supervise(specs: ComponentSpec[], events: string[] = []) {
     },
     tools: {},
     serviceUser: undefined,
-    port: () => nextPort++,
+    port: () => nextPort(),
     dataDir: (name) => path.join(dir, name),
   };
   const supervisor = new Supervisor({
