@@ -4,29 +4,22 @@ import {
   adminToken,
   armFault,
   clearFaults,
-  createTestDatabase,
-  expectLedgerConsistent,
-  isolation,
   orderConfirmed,
   orderPlaced,
   paymentOf,
   processorRecords,
   registerCustomer,
-  removeBrokerObjects,
-  startOrdersSide,
-  startPayments,
-  startPsp,
   type ChildService,
   type OrdersSide,
   type RunningPayments,
-  type TestDatabase,
+  paymentsTestScope,
+  type PaymentsTestScope,
 } from './payments.fixture';
 
 // The public API with real tokens from the test stack's users service: who may read a payment,
 // and admin refunds — partial, full, never more than captured, idempotent, resumable.
 
-const scope = isolation();
-let database: TestDatabase;
+let world: PaymentsTestScope;
 let psp: ChildService;
 let payments: RunningPayments;
 let orders: OrdersSide;
@@ -35,13 +28,8 @@ let customer: { userId: string; token: string };
 let stranger: { userId: string; token: string };
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  psp = await startPsp();
-  payments = await startPayments(database.url, psp.url, scope, {
-    PSP_TIMEOUT_MS: '1s',
-    PSP_MAX_ATTEMPTS: '1',
-  });
-  orders = await startOrdersSide(scope);
+  world = await paymentsTestScope({ paymentsEnv: { PSP_TIMEOUT_MS: '1s', PSP_MAX_ATTEMPTS: '1' } });
+  ({ psp, payments, orders } = world);
   [admin, customer, stranger] = await Promise.all([
     adminToken(),
     registerCustomer(),
@@ -49,14 +37,7 @@ beforeAll(async () => {
   ]);
 });
 
-afterAll(async () => {
-  if (payments !== undefined) await expectLedgerConsistent(payments.pool);
-  await orders?.close();
-  await payments?.close();
-  await psp?.stop();
-  await removeBrokerObjects(scope);
-  await database?.drop();
-});
+afterAll(() => world?.close());
 
 async function call(
   method: string,

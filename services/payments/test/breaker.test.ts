@@ -1,20 +1,14 @@
 import { eventually } from '@bazaar/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createTestDatabase,
-  expectLedgerConsistent,
-  isolation,
   orderPlaced,
   paymentOf,
   processorRecords,
-  removeBrokerObjects,
-  startOrdersSide,
-  startPayments,
-  startPsp,
   type ChildService,
   type OrdersSide,
   type RunningPayments,
-  type TestDatabase,
+  paymentsTestScope,
+  type PaymentsTestScope,
 } from './payments.fixture';
 
 // The processor goes down (a private psp-sandbox process, stopped): payments fail with
@@ -22,33 +16,25 @@ import {
 // opens, its half-open probe fails while the processor is still down (open again), and once the
 // processor is back the next probe succeeds and closes it.
 
-const scope = isolation();
 const HALF_OPEN_MS = 1500;
-let database: TestDatabase;
+let world: PaymentsTestScope;
 let psp: ChildService;
 let payments: RunningPayments;
 let orders: OrdersSide;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  psp = await startPsp();
-  payments = await startPayments(database.url, psp.url, scope, {
-    PSP_TIMEOUT_MS: '1s',
-    PSP_MAX_ATTEMPTS: '2',
-    PSP_BREAKER_FAILURES: '3',
-    PSP_BREAKER_HALF_OPEN_MS: `${HALF_OPEN_MS}ms`,
+  world = await paymentsTestScope({
+    paymentsEnv: {
+      PSP_TIMEOUT_MS: '1s',
+      PSP_MAX_ATTEMPTS: '2',
+      PSP_BREAKER_FAILURES: '3',
+      PSP_BREAKER_HALF_OPEN_MS: `${HALF_OPEN_MS}ms`,
+    },
   });
-  orders = await startOrdersSide(scope);
+  ({ psp, payments, orders } = world);
 });
 
-afterAll(async () => {
-  if (payments !== undefined) await expectLedgerConsistent(payments.pool);
-  await orders?.close();
-  await payments?.close();
-  await psp?.stop();
-  await removeBrokerObjects(scope);
-  await database?.drop();
-});
+afterAll(() => world?.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

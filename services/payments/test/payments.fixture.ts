@@ -545,3 +545,65 @@ export async function adminToken(): Promise<string> {
   const { email, password } = testStack().admin;
   return login(email, password);
 }
+
+// ---------------------------------------------------------------------------------------------
+// One test file's world, set up and torn down the same way by every file that runs payments
+// in-process (the crash test runs the bundle as a child instead).
+
+export interface PaymentsTestScope {
+  readonly scope: Isolation;
+  readonly database: TestDatabase;
+  readonly psp: ChildService;
+  readonly payments: RunningPayments;
+  readonly orders: OrdersSide;
+  /**
+   * Checks the ledger invariants over everything the file did (SQL), then stops everything and
+   * drops the database and broker objects — also when the check fails.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Its own database, a private psp-sandbox process (`pspEnv`), payments in-process (`paymentsEnv`)
+ * and the orders side on private broker objects. What was started before a failed step is torn
+ * down before the error is rethrown.
+ */
+export async function paymentsTestScope(
+  options: {
+    readonly pspEnv?: Readonly<Record<string, string>>;
+    readonly paymentsEnv?: Readonly<Record<string, string>>;
+  } = {},
+): Promise<PaymentsTestScope> {
+  const scope = isolation();
+  const teardown: (() => Promise<unknown>)[] = [() => removeBrokerObjects(scope)];
+  const tearDown = async () => {
+    for (const step of teardown.reverse()) await step();
+  };
+  try {
+    const database = await createTestDatabase();
+    teardown.push(() => database.drop());
+    const psp = await startPsp(options.pspEnv);
+    teardown.push(() => psp.stop());
+    const payments = await startPayments(database.url, psp.url, scope, options.paymentsEnv);
+    teardown.push(() => payments.close());
+    const orders = await startOrdersSide(scope);
+    teardown.push(() => orders.close());
+    return {
+      scope,
+      database,
+      psp,
+      payments,
+      orders,
+      async close() {
+        try {
+          await expectLedgerConsistent(payments.pool);
+        } finally {
+          await tearDown();
+        }
+      },
+    };
+  } catch (error) {
+    await tearDown();
+    throw error;
+  }
+}

@@ -4,55 +4,39 @@ import { paymentIdOf } from '../src/payment';
 import {
   armFault,
   clearFaults,
-  createTestDatabase,
-  expectLedgerConsistent,
-  isolation,
   orderCancelled,
   orderConfirmed,
   orderPlaced,
   outboxTypesOf,
   paymentOf,
   processorRecords,
-  removeBrokerObjects,
-  startOrdersSide,
-  startPayments,
-  startPsp,
   withNewId,
   type ChildService,
   type OrdersSide,
   type RunningPayments,
-  type TestDatabase,
+  paymentsTestScope,
+  type PaymentsTestScope,
 } from './payments.fixture';
 
 // The saga as orders drives it, over the test stack's RabbitMQ, PostgreSQL and a private
 // psp-sandbox: order.placed.v1 → payment.authorized / failed; order.confirmed.v1 → captured;
 // order.cancelled.v1 → voided / refunded; redeliveries and processor faults never charge twice.
 
-const scope = isolation();
-let database: TestDatabase;
+let world: PaymentsTestScope;
 let psp: ChildService;
 let payments: RunningPayments;
 let orders: OrdersSide;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  psp = await startPsp({ PSP_SANDBOX_SLOW_DELAY_MS: '1500ms' });
-  payments = await startPayments(database.url, psp.url, scope, {
-    PSP_TIMEOUT_MS: '2s',
-    PAYMENTS_SWEEP_INTERVAL_MS: '500ms',
+  world = await paymentsTestScope({
+    pspEnv: { PSP_SANDBOX_SLOW_DELAY_MS: '1500ms' },
+    paymentsEnv: { PSP_TIMEOUT_MS: '2s', PAYMENTS_SWEEP_INTERVAL_MS: '500ms' },
   });
-  orders = await startOrdersSide(scope);
+  ({ psp, payments, orders } = world);
 });
 
-afterAll(async () => {
-  // The SQL check of the ledger invariants over everything this file did.
-  if (payments !== undefined) await expectLedgerConsistent(payments.pool);
-  await orders?.close();
-  await payments?.close();
-  await psp?.stop();
-  await removeBrokerObjects(scope);
-  await database?.drop();
-});
+// Includes the SQL check of the ledger invariants over everything this file did.
+afterAll(() => world?.close());
 
 describe('authorization', () => {
   it('authorizes tok_visa: payment, balanced hold and payment.authorized in one transaction', async () => {
