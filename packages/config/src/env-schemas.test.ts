@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
+  accessTokenEnv,
   bool,
   csv,
   durationMs,
@@ -97,5 +98,19 @@ describe('positiveInt', () => {
   it('accepts whole numbers above zero only', () => {
     expect(accepts(positiveInt(), '1048576')).toBe(1_048_576);
     for (const raw of ['0', '-1', '1.5', 'ten']) refuses(positiveInt(), raw);
+  });
+});
+
+describe('accessTokenEnv', () => {
+  const schema = z.object(accessTokenEnv);
+
+  it('needs the JWKS URL and defaults issuer and audience to what users signs', () => {
+    expect(schema.parse({ JWKS_URL: 'http://127.0.0.1:4001/.well-known/jwks.json' })).toEqual({
+      JWKS_URL: 'http://127.0.0.1:4001/.well-known/jwks.json',
+      JWT_ISSUER: 'bazaar-users',
+      JWT_AUDIENCE: 'bazaar-api',
+    });
+    expect(schema.safeParse({}).success).toBe(false);
+    expect(schema.safeParse({ JWKS_URL: 'ftp://keys.example/jwks' }).success).toBe(false);
   });
 });

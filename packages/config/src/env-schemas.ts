@@ -163,3 +163,14 @@ export const serviceEnv = z.object({
 
 /** The configuration every service has, as parsed from {@link serviceEnv}. */
 export type ServiceConfig = z.output<typeof serviceEnv>;
+
+/**
+ * The variables of a service that verifies users' access tokens itself (zero trust: the gateway's
+ * word is not enough): where the users service publishes its keys, and the `iss` and `aud` to expect.
+ * Spread into the service's schema: `serviceEnv.extend({ ...accessTokenEnv, … })`.
+ */
+export const accessTokenEnv = {
+  JWKS_URL: url({ protocols: ['http', 'https'] }),
+  JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
+  JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+};

@@ -1,6 +1,7 @@
 export { loadConfig, type ConfigOf, type DeepReadonly, type EnvSource } from './config';
 export { ConfigError, type ConfigProblem } from './config-error';
 export {
+  accessTokenEnv,
   bool,
   csv,
   durationMs,

@@ -1,5 +1,7 @@
 import {
+  accessTokenEnv,
   bool,
+  type ConfigOf,
   durationMs,
   loadConfig,
   port,
@@ -7,7 +9,6 @@ import {
   secret,
   serviceEnv,
   url,
-  type ConfigOf,
 } from '@bazaar/config';
 import { z } from 'zod';
 
@@ -26,10 +27,8 @@ export const configSchema = serviceEnv
     /** The registry each instance registers in (the local stack); unset in Kubernetes (DNS). */
     ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
 
-    /** Where user access tokens are verified (the users service's JWKS). */
-    JWKS_URL: url({ protocols: ['http', 'https'] }),
-    JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
-    JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+    /** Access tokens are verified here too, not only at the gateway. */
+    ...accessTokenEnv,
 
     /**
      * The consumer group of this service on the event bus. Every instance of one deployment shares

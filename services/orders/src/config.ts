@@ -1,11 +1,12 @@
 import {
+  accessTokenEnv,
+  type ConfigOf,
   durationMs,
   loadConfig,
   port,
   positiveInt,
   serviceEnv,
   url,
-  type ConfigOf,
 } from '@bazaar/config';
 import { z } from 'zod';
 
@@ -25,9 +26,8 @@ export const configSchema = serviceEnv.extend({
   MONGO_POOL_SIZE: positiveInt().default(32),
   RABBITMQ_URL: url({ protocols: ['amqp', 'amqps'] }),
   ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
-  JWKS_URL: url({ protocols: ['http', 'https'] }),
-  JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
-  JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+  /** Access tokens are verified here too, not only at the gateway. */
+  ...accessTokenEnv,
 
   /** How long a PENDING order waits for its payment decision before it is cancelled (PAYMENT_TIMEOUT). */
   ORDER_PAYMENT_DEADLINE_MS: durationMs().default(30_000),

@@ -1,11 +1,12 @@
 import {
+  accessTokenEnv,
+  type ConfigOf,
   durationMs,
   loadConfig,
   port,
   positiveInt,
   serviceEnv,
   url,
-  type ConfigOf,
 } from '@bazaar/config';
 import { z } from 'zod';
 
@@ -18,10 +19,8 @@ export const configSchema = serviceEnv.extend({
   RABBITMQ_URL: url({ protocols: ['amqp', 'amqps'] }),
   /** The registry each instance registers in (the local stack); unset in Kubernetes (DNS). */
   ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
-  /** The users service's published keys: access tokens are verified here, not only at the gateway. */
-  JWKS_URL: url({ protocols: ['http', 'https'] }),
-  JWT_ISSUER: z.string().trim().min(1).default('bazaar-users'),
-  JWT_AUDIENCE: z.string().trim().min(1).default('bazaar-api'),
+  /** Access tokens are verified here too, not only at the gateway. */
+  ...accessTokenEnv,
 
   /** The card processor (psp-sandbox locally). */
   PSP_URL: url({ protocols: ['http', 'https'] }),
