@@ -3,7 +3,7 @@
 // (handleOnce + delivery log in PostgreSQL) → dispatcher → SMTP → a private MailDev. The baseline,
 // measured in the same run against the same kind of sink, is nodemailer sending the same number of
 // messages directly with the same pool size: the cost of SMTP alone, without exactly-once.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,7 @@ import {
   writeBenchmarkSection,
 } from '@bazaar/stack';
 import { testStack } from '@bazaar/testing';
+import { startMailDev, type PrivateMailDev } from '../test/notifications.fixture';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
 
@@ -48,43 +49,10 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   throw new Error(`${what} not within ${timeoutMs} ms`);
 }
 
-interface MailDev {
-  readonly smtpPort: number;
-  readonly apiUrl: string;
-  readonly child: ChildProcess;
-  total(): Promise<number>;
-}
-
-async function startMailDev(): Promise<MailDev> {
-  const smtpPort = await freePort();
-  const webPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(repoRoot, 'node_modules', 'maildev', 'dist', 'bin', 'maildev.js'),
-      '--ip',
-      '127.0.0.1',
-      '--smtp',
-      String(smtpPort),
-      '--web-ip',
-      '127.0.0.1',
-      '--web',
-      String(webPort),
-      '--silent',
-    ],
-    { stdio: 'ignore' },
-  );
-  const apiUrl = `http://127.0.0.1:${webPort}`;
-  await waitFor(async () => (await fetch(`${apiUrl}/api/healthz`)).ok, 30_000, 'MailDev');
-  return {
-    smtpPort,
-    apiUrl,
-    child,
-    async total() {
-      const response = await fetch(`${apiUrl}/api/email/summary?limit=1`);
-      return ((await response.json()) as { total: number }).total;
-    },
-  };
+/** How many emails MailDev holds (its summary, not the emails themselves). */
+async function totalOf(mail: PrivateMailDev): Promise<number> {
+  const response = await fetch(`${mail.apiUrl}/api/email/summary?limit=1`);
+  return ((await response.json()) as { total: number }).total;
 }
 
 async function measureBaseline(): Promise<number> {
@@ -92,7 +60,7 @@ async function measureBaseline(): Promise<number> {
   const transport = nodemailer.createTransport({
     pool: true,
     host: '127.0.0.1',
-    port: mail.smtpPort,
+    port: Number(new URL(mail.smtpUrl).port),
     secure: false,
     ignoreTLS: true,
     maxConnections: SMTP_POOL_SIZE,
@@ -112,11 +80,11 @@ async function measureBaseline(): Promise<number> {
       ),
     );
     const seconds = (performance.now() - started) / 1000;
-    await waitFor(async () => (await mail.total()) === MESSAGES, 30_000, 'baseline count');
+    await waitFor(async () => (await totalOf(mail)) === MESSAGES, 30_000, 'baseline count');
     return seconds;
   } finally {
     transport.close();
-    mail.child.kill('SIGKILL');
+    await mail.stop();
   }
 }
 
@@ -138,7 +106,7 @@ async function measureService(): Promise<{ recordSeconds: number; totalSeconds: 
       DATABASE_URL: databaseUrl,
       RABBITMQ_URL: infra.rabbitmq,
       JWKS_URL: `${infra.url('users')}/.well-known/jwks.json`,
-      SMTP_URL: `smtp://127.0.0.1:${mail.smtpPort}`,
+      SMTP_URL: mail.smtpUrl,
       SMTP_POOL_SIZE: String(SMTP_POOL_SIZE),
       MAIL_RECONCILE_URL: mail.apiUrl,
       OPERATORS_EMAIL: 'operators@bench.local',
@@ -209,13 +177,13 @@ async function measureService(): Promise<{ recordSeconds: number; totalSeconds: 
     );
     const totalSeconds = (performance.now() - started) / 1000;
     if (recordSeconds === 0) recordSeconds = totalSeconds;
-    await waitFor(async () => (await mail.total()) === MESSAGES + 1, 30_000, 'MailDev count');
+    await waitFor(async () => (await totalOf(mail)) === MESSAGES + 1, 30_000, 'MailDev count');
     return { recordSeconds, totalSeconds };
   } finally {
     await bus.close();
     await pool.end();
     child.kill('SIGTERM');
-    mail.child.kill('SIGKILL');
+    await mail.stop();
     await sleep(500);
     await withAdmin(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
   }
