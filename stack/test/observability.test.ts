@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { componentSpecs, locateTools, readStackConfig, repoRoot } from '@bazaar/stack';
-import { eventually, testStack, testStackStatus } from '@bazaar/testing';
+import { eventually, scaleTestStack, testStack, testStackStatus } from '@bazaar/testing';
 import { describe, expect, it } from 'vitest';
 
 // Acceptance (issue #10, metrics and alerts): the rules are valid and their unit tests pass,
@@ -43,22 +43,6 @@ async function prometheusQuery(
   };
   if (body.status !== 'success') throw new Error(`${query}: ${body.error ?? response.status}`);
   return body.data.result;
-}
-
-function scale(service: string, count: number): void {
-  const result = spawnSync(
-    process.execPath,
-    [
-      path.join(repoRoot, 'stack', 'bin', 'bazaar.mjs'),
-      'scale',
-      '--profile',
-      config.profile,
-      `${service}=${count}`,
-    ],
-    { cwd: repoRoot, encoding: 'utf8' },
-  );
-  if (result.status !== 0)
-    throw new Error(`scale ${service}=${count} failed:\n${result.stdout}${result.stderr}`);
 }
 
 describe('Prometheus rules', () => {
@@ -136,7 +120,7 @@ describe('Prometheus scrapes every service instance the stack runs', () => {
   });
 
   it('follows `npm run scale`: a second instance is scraped, and dropped after scaling back', async () => {
-    scale('psp-sandbox', 2);
+    scaleTestStack('psp-sandbox', 2);
     try {
       const second = await eventually(
         async () =>
@@ -154,7 +138,7 @@ describe('Prometheus scrapes every service instance the stack runs', () => {
         { timeoutMs: 30_000, what: 'the second psp-sandbox instance scraped' },
       );
     } finally {
-      scale('psp-sandbox', 1);
+      scaleTestStack('psp-sandbox', 1);
     }
     const targetsUrl = new URL('/api/v1/targets?state=active', testStack().url('prometheus'));
     await eventually(

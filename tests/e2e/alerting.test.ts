@@ -1,7 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { readStackConfig, repoRoot } from '@bazaar/stack';
-import { eventually, testStack, testStackStatus } from '@bazaar/testing';
+import { eventually, scaleTestStack, testStack, testStackStatus } from '@bazaar/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // Acceptance (issue #10): taking payments down fires BazaarInstanceDown for payments; Alertmanager
@@ -9,7 +6,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 // when payments is back the alert resolves. The test profile scrapes and evaluates every 2 s.
 
 const stack = testStack();
-const config = readStackConfig('test');
 const OPERATORS = 'operators@bazaar.local';
 
 interface MailDevEmail {
@@ -19,22 +15,6 @@ interface MailDevEmail {
   readonly html?: string;
   readonly to: readonly { address: string }[];
   readonly time: string;
-}
-
-function scale(service: string, count: number): void {
-  const result = spawnSync(
-    process.execPath,
-    [
-      path.join(repoRoot, 'stack', 'bin', 'bazaar.mjs'),
-      'scale',
-      '--profile',
-      config.profile,
-      `${service}=${count}`,
-    ],
-    { cwd: repoRoot, encoding: 'utf8' },
-  );
-  if (result.status !== 0)
-    throw new Error(`scale ${service}=${count} failed:\n${result.stdout}${result.stderr}`);
 }
 
 async function operatorEmails(since: number): Promise<MailDevEmail[]> {
@@ -67,7 +47,7 @@ describe('alerting: payments down', () => {
   let scaledDown = false;
   afterAll(() => {
     // Leave the shared stack as we found it, whatever happened.
-    if (scaledDown) scale('payments', 1);
+    if (scaledDown) scaleTestStack('payments', 1);
   });
 
   it('emails the operators within 2 minutes of payments going down, and resolves after it is back', async () => {
@@ -77,7 +57,7 @@ describe('alerting: payments down', () => {
     expect(notifications?.state, 'notifications (the alert webhook) is ready').toBe('ready');
 
     const downAt = Date.now();
-    scale('payments', 0);
+    scaleTestStack('payments', 0);
     scaledDown = true;
 
     const firing = await eventually(
@@ -108,7 +88,7 @@ describe('alerting: payments down', () => {
     expect(Date.parse(email.time) - downAt).toBeLessThan(120_000);
 
     const upAt = Date.now();
-    scale('payments', 1);
+    scaleTestStack('payments', 1);
     await eventually(
       async () => {
         const alerts = await activeAlerts();

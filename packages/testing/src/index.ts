@@ -1,4 +1,4 @@
-export { eventually, testStack, testStackStatus, type TestStack } from './stack';
+export { eventually, scaleTestStack, testStack, testStackStatus, type TestStack } from './stack';
 export { startPrivateServers, type InfraName, type PrivateServers } from './private-servers';
 export {
   call,

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -7,6 +8,7 @@ import {
   portOf,
   type PortName,
   readStackConfig,
+  repoRoot,
   type InstanceStatus,
   type StackSecrets,
 } from '@bazaar/stack';
@@ -49,6 +51,23 @@ export async function testStackStatus(): Promise<InstanceStatus[]> {
   const report = await fetchStatus(readStackConfig(stackProfile()));
   if (report === undefined) throw new Error('the test stack is not running');
   return report.components;
+}
+
+/** Scales a service of the test profile to `count` instances (`npm run scale`), as an operator would. */
+export function scaleTestStack(service: string, count: number): void {
+  const result = spawnSync(
+    process.execPath,
+    [
+      path.join(repoRoot, 'stack', 'bin', 'bazaar.mjs'),
+      'scale',
+      '--profile',
+      stackProfile(),
+      `${service}=${count}`,
+    ],
+    { cwd: repoRoot, encoding: 'utf8' },
+  );
+  if (result.status !== 0)
+    throw new Error(`scale ${service}=${count} failed:\n${result.stdout}${result.stderr}`);
 }
 
 /** Polls `check` until it returns a value or the timeout passes (then throws with the last error). */
