@@ -18,6 +18,8 @@ export interface Upstream {
   status: number;
   /** Delay before answering. */
   delayMs: number;
+  /** When set, the answer is this many bytes of `x` (text/plain, length announced) instead of the JSON echo. */
+  bodyBytes: number | undefined;
   readonly received: {
     method: string;
     url: string;
@@ -37,6 +39,7 @@ export async function startUpstream(id: string): Promise<Upstream> {
     hits: 0,
     status: 200,
     delayMs: 0,
+    bodyBytes: undefined,
     received: [],
     registration: undefined,
     kill: () =>
@@ -59,6 +62,14 @@ export async function startUpstream(id: string): Promise<Upstream> {
       });
       const answer = () => {
         if (response.destroyed) return;
+        if (upstream.bodyBytes !== undefined) {
+          response.writeHead(upstream.status, {
+            'content-type': 'text/plain',
+            'content-length': String(upstream.bodyBytes),
+          });
+          response.end('x'.repeat(upstream.bodyBytes));
+          return;
+        }
         response.writeHead(upstream.status, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ instance: id, url: request.url, body }));
       };

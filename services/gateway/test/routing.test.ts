@@ -133,6 +133,22 @@ describe('gateway routing and resilience', () => {
     expect([...instances].sort()).toEqual(['catalog-1', 'catalog-2', 'catalog-3']);
   });
 
+  it('passes small and large upstream answers through whole (read at once up to 64 KiB, streamed beyond)', async () => {
+    try {
+      for (const size of [10, 64 * 1024, 64 * 1024 + 1, 2 * 1024 * 1024]) {
+        for (const upstream of catalog) upstream.bodyBytes = size;
+        const response = await fetch(`${gateway.url}/v1/products`);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-length')).toBe(String(size));
+        const body = await response.text();
+        expect(body.length).toBe(size);
+        expect(body).toBe('x'.repeat(size));
+      }
+    } finally {
+      for (const upstream of catalog) upstream.bodyBytes = undefined;
+    }
+  });
+
   it('refuses a body over the route limit with 413 and answers a CORS preflight', async () => {
     const large = await fetch(`${gateway.url}/v1/products`, {
       method: 'POST',
