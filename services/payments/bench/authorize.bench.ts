@@ -237,9 +237,7 @@ async function deleteGroup(group: string, delays: readonly number[]) {
  * Full path: authorizations/s through the consumer, until every payment is committed; then the
  * captures of the same orders through the order.confirmed consumer.
  */
-async function consumerRate(
-  round: string,
-): Promise<{
+async function consumerRate(round: string): Promise<{
   authorize: number;
   capture: number;
   authorizeCost: RoundCost;
@@ -343,8 +341,15 @@ async function busRate(round: string): Promise<number> {
   return ORDERS / seconds;
 }
 
-const median = (values: readonly number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+/** The middle value; the mean of the two middle ones for an even count (not the higher one). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
 const loadBefore = os.loadavg()[0] ?? 0;
 const full: number[] = [];
 const captures: number[] = [];
