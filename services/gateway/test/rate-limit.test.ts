@@ -84,7 +84,7 @@ describe('rate limiter batching (Redis)', () => {
     }
   });
 
-  afterAll(async () => {
+  afterAll(() => {
     monitor?.disconnect();
     for (const client of clients ?? []) client.disconnect();
   });
