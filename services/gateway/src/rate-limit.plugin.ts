@@ -132,15 +132,17 @@ interface PendingCheck {
 
 /**
  * A Redis-backed rate limiter. The checks made during one event-loop turn (the requests of every
- * connection that had data) are sent together when the turn ends, as one script call decided
- * wholly in Redis: the limit stays exact across gateway instances, and a busy gateway pays one
- * command (one write, one reply, one command timer) per turn instead of one per request.
+ * connection that had data), and those made while the previous call is in flight, are sent
+ * together as one script call decided wholly in Redis: the limit stays exact across gateway
+ * instances, and a busy gateway pays one command (one write, one reply, one command timer) per
+ * batch instead of one per request.
  */
 export function createRateLimiter(redis: Redis, logger: WarnLogger): RateLimiter {
   redis.defineCommand('gatewayGcraBatch', { lua: GCRA_BATCH_SCRIPT });
   const gcra = redis as GcraRedis;
   let pending: PendingCheck[] = [];
   let isScheduled = false;
+  let inFlight = 0;
 
   function settle(batch: readonly PendingCheck[], reply: readonly number[]): void {
     for (const [index, check] of batch.entries()) {
@@ -191,12 +193,34 @@ export function createRateLimiter(redis: Redis, logger: WarnLogger): RateLimiter
     // Outside any request's trace: the call serves many requests, and with the Redis
     // instrumentation's requireParentSpan it makes no span (one per request would cost more than
     // the check itself).
+    inFlight += 1;
     context.with(ROOT_CONTEXT, () => {
       gcra.gatewayGcraBatch(keys.length, ...keys, ...args).then(
-        (reply) => settle(batch, reply),
-        (error: unknown) => fail(batch, error),
+        (reply) => {
+          inFlight -= 1;
+          settle(batch, reply);
+          schedule();
+        },
+        (error: unknown) => {
+          inFlight -= 1;
+          fail(batch, error);
+          schedule();
+        },
       );
     });
+  }
+
+  /**
+   * Sends the waiting checks once this turn's I/O callbacks have run (every request parsed in it
+   * joins) — unless a call is still in flight: then they wait for its reply and go together in
+   * the next call. Under load, calls grow with the load instead of multiplying (group commit),
+   * so Redis and the gateway pay a few calls per round trip, not one per turn. A check waits at
+   * most one call longer (each call is bounded by the client's command timeout).
+   */
+  function schedule(): void {
+    if (isScheduled || inFlight > 0 || pending.length === 0) return;
+    isScheduled = true;
+    setImmediate(flush);
   }
 
   function flush(): void {
@@ -227,11 +251,7 @@ export function createRateLimiter(redis: Redis, logger: WarnLogger): RateLimiter
       return (key) =>
         new Promise((resolve, reject) => {
           pending.push({ rule: prepared, key, resolve, reject });
-          if (!isScheduled) {
-            isScheduled = true;
-            // After the I/O callbacks of this turn: every request parsed in it joins the call.
-            setImmediate(flush);
-          }
+          schedule();
         });
     },
   };

@@ -151,6 +151,33 @@ describe('rate limiter batching (Redis)', () => {
     );
   });
 
+  it('makes the checks of later turns wait for the call in flight, then sends them in one call', async () => {
+    const name = `queued-${randomUUID().slice(0, 8)}`;
+    const since = calls.length;
+    const check = limiters[0]?.forRule(name, rule({ minute: 100 }));
+    const admin = clients[1];
+    if (check === undefined || admin === undefined) throw new Error('no limiter');
+    // Redis holds back writing commands (the script) until unpaused: the first call stays in
+    // flight for as long as the test needs, whatever the machine's speed.
+    await admin.call('CLIENT', 'PAUSE', '30000', 'WRITE');
+    const checks: Promise<Outcome>[] = [];
+    try {
+      checks.push(outcomeOf(check('ip:10.0.0.7')), outcomeOf(check('ip:10.0.0.7')));
+      await new Promise((resolve) => setImmediate(resolve)); // the first call is sent
+      for (let turn = 0; turn < 10; turn++) {
+        checks.push(outcomeOf(check('ip:10.0.0.7')));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE');
+    }
+    const outcomes = await Promise.all(checks);
+    await barrier();
+    // Without the wait, each of the 10 later turns would have made a call of its own.
+    expect(callsFor(name, since)).toHaveLength(2);
+    expect(remainingOf(outcomes)).toEqual(Array.from({ length: 12 }, (_, i) => 99 - i));
+  });
+
   it('lets requests through when Redis cannot answer (fault tolerant), refuses otherwise, and logs once per call', async () => {
     // A port nobody listens on; no offline queue, so every command fails at once.
     const unreachable = new Redis(`redis://127.0.0.1:${await freePort()}`, {
