@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { renderEdgeConfig } from '../edge/src/nginx-config';
 import type { StackConfig } from './config';
+import { tuneFerretdbBackend } from './ferretdb-backend';
 import { repoRoot } from './config';
 import {
   configureObservability,
@@ -205,6 +206,13 @@ const postgres: ComponentSpec = {
       }
     } finally {
       await client.end();
+    }
+    const ferretdb = new pg.Client({ connectionString: infraUrls(ctx, 'ferretdb').postgres });
+    await ferretdb.connect();
+    try {
+      await tuneFerretdbBackend(ferretdb, 'ferretdb');
+    } finally {
+      await ferretdb.end();
     }
   },
   stopSignal: 'SIGINT', // PostgreSQL's "fast" shutdown
