@@ -42,7 +42,9 @@ describe('FerretDB backend tuning (the stack)', () => {
     // five custom plans after which it may switch to a generic plan that cannot match the index.
     const { rows: mode } = await sql.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode');
     expect(mode[0]?.plan_cache_mode).toBe('force_custom_plan');
-    await sql.query(`PREPARE by_id(text, jsonb) AS SELECT _jsonb FROM ${table} WHERE _jsonb -> $1 @> $2`);
+    await sql.query(
+      `PREPARE by_id(text, jsonb) AS SELECT _jsonb FROM ${table} WHERE _jsonb -> $1 @> $2`,
+    );
     let plan = '';
     for (let run = 0; run < 8; run += 1) {
       const { rows } = await sql.query<{ 'QUERY PLAN': string }>(
@@ -56,7 +58,10 @@ describe('FerretDB backend tuning (the stack)', () => {
 
     // The MongoDB API is unchanged: the lookup answers the right document, and FerretDB's own unique
     // `_id` index still refuses a duplicate.
-    await expect(things.findOne({ _id: 'thg_2999' })).resolves.toEqual({ _id: 'thg_2999', n: 2999 });
+    await expect(things.findOne({ _id: 'thg_2999' })).resolves.toEqual({
+      _id: 'thg_2999',
+      n: 2999,
+    });
     await expect(things.insertOne({ _id: 'thg_7', n: -1 })).rejects.toMatchObject({ code: 11000 });
     await expect(things.countDocuments({ _id: 'thg_7' })).resolves.toBe(1);
   });

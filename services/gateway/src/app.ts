@@ -19,7 +19,7 @@ import {
 import { aggregateOpenApi } from './docs';
 import { createTokenVerifier, type Identity, type VerifyToken } from './jwt.plugin';
 import { proxyRequest, type ProxyDeps } from './proxy';
-import { createRateLimiter, type CheckRateLimit } from './rate-limit.plugin';
+import { createRateLimiter, type CheckRateLimit, type RateLimiter } from './rate-limit.plugin';
 import { Upstream } from './upstream';
 
 /** What the gateway is built from; `main.ts` passes the real ones, tests their own. */
@@ -161,7 +161,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const agents: Agent[] = [];
   const verifiers = new Map<string, VerifyToken>();
   const trustedProxies = new Set(config.GATEWAY_TRUSTED_PROXIES);
-  const limiter: CheckRateLimit | undefined =
+  const limiter: RateLimiter | undefined =
     redis === undefined ? undefined : createRateLimiter(redis, logger);
 
   async function upstreamOf(service: ServiceSpec): Promise<ProxyDeps> {
@@ -201,8 +201,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     const jwt = pluginOf('jwt')?.config;
     const rateLimit = pluginOf('rate-limiting')?.config;
     const sizeLimit = pluginOf('request-size-limiting')?.config;
-    if (rateLimit !== undefined && limiter === undefined) {
-      throw new Error(`route "${route.name}" has rate limiting but no REDIS_URL is configured`);
+    let checkRate: CheckRateLimit | undefined;
+    if (rateLimit !== undefined) {
+      if (limiter === undefined) {
+        throw new Error(`route "${route.name}" has rate limiting but no REDIS_URL is configured`);
+      }
+      checkRate = limiter.forRule(route.name, rateLimit);
     }
     let verify: VerifyToken | undefined;
     if (jwt !== undefined) {
@@ -230,14 +234,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
           request.headers['x-forwarded-for'],
           trustedProxies,
         );
-        if (rateLimit !== undefined && limiter !== undefined) {
+        if (rateLimit !== undefined && checkRate !== undefined) {
           const subject = identity?.consumer?.username ?? identity?.subject;
           const key =
             rateLimit.limit_by === 'consumer' && subject !== undefined
               ? `c:${subject}`
               : `ip:${clientIp}`;
           try {
-            const verdict = await limiter(route.name, rateLimit, key);
+            const verdict = await checkRate(key);
             if (verdict !== undefined) setRateLimitHeaders(reply, verdict);
           } catch (error) {
             if (isAppError(error, 'RATE_LIMITED')) {

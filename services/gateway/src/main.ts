@@ -31,9 +31,9 @@ try {
       : new Redis(config.REDIS_URL, {
           maxRetriesPerRequest: 1,
           enableOfflineQueue: false,
+          // Per command: the rate limiter sends one command per event-loop turn for all the
+          // checks made in it (rate-limit.plugin.ts), so this is one timer per turn.
           commandTimeout: 500,
-          // Rate-limit checks of concurrent requests share one write (and one read) per tick.
-          enableAutoPipelining: true,
         });
   if (redis !== undefined) {
     redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
