@@ -18,4 +18,4 @@ export { ensureServiceUser } from './service-user';
 export { reapRecorded, Supervisor, type InstanceStatus } from './supervisor';
 export { ensureTools, locateTools, type ToolName } from './tools';
 export { describeMachine, writeBenchmarkSection } from './benchmarks-file';
-export { freePort, isAlive } from './proc';
+export { freePort, groupCpuSeconds, isAlive, processCpuSeconds, processGroups } from './proc';

@@ -54,6 +54,28 @@ export function groupMemory(pgid: number, groups = processGroups()): Memory {
   return { rssBytes, pssBytes };
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on every Linux this stack targets). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds (user + system) a process has used, with those of its children that ended and were
+ * waited for (a PostgreSQL backend that exits is counted in its postmaster). 0 for a process gone.
+ */
+export function processCpuSeconds(pid: number): number {
+  const stat = readOrEmpty(`/proc/${pid}/stat`);
+  if (stat === '') return 0;
+  // Fields 14-17 (utime, stime, cutime, cstime) are 12-15 after the command name and state.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  let ticks = 0;
+  for (let index = 11; index <= 14; index += 1) ticks += Number(fields[index] ?? 0);
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+/** CPU seconds used by every live process of a process group (a component and all its children). */
+export function groupCpuSeconds(pgid: number, groups = processGroups()): number {
+  return membersOf(pgid, groups).reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
+import { batchedInsert } from './command-batch';
 
 /** A stored response to replay. */
 export interface StoredResponse {
@@ -55,10 +56,6 @@ export interface IdempotencyKeyOptions {
   readonly inFlightMs: number;
 }
 
-function isDuplicateKey(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
-}
-
 export function createIdempotencyKeyRepository(
   options: IdempotencyKeyOptions,
 ): IdempotencyKeyRepository {
@@ -66,29 +63,27 @@ export function createIdempotencyKeyRepository(
     options.db.collection<IdempotencyKeyDocument>('idempotency_keys');
   // Keys are scoped per user: one user's key never collides with another's.
   const idOf = (userId: string, key: string) => `${userId}:${key}`;
+  // Claims of concurrent requests go to the database as one command (command-batch.ts).
+  const insert = batchedInsert(keys, { isSame: (stored, mine) => stored.token === mine.token });
 
   return {
     async claim({ userId, key, fingerprint, orderId, now, responseOf }) {
       const _id = idOf(userId, key);
       for (let attempt = 0; attempt < 3; attempt += 1) {
         const token = randomUUID();
-        try {
-          // The claim is an insert: a unique `_id` is the one write FerretDB makes atomic, so of
-          // fifty identical requests exactly one gets here.
-          await keys.insertOne({
-            _id,
-            userId,
-            fingerprint,
-            token,
-            state: 'IN_FLIGHT',
-            orderId,
-            createdAt: now,
-            expiresAt: new Date(now.getTime() + options.ttlMs),
-          });
-          return { kind: 'claimed', token };
-        } catch (error) {
-          if (!isDuplicateKey(error)) throw error;
-        }
+        // The claim is an insert: a unique `_id` is the one write FerretDB makes atomic, so of
+        // fifty identical requests exactly one gets here.
+        const claimed = await insert({
+          _id,
+          userId,
+          fingerprint,
+          token,
+          state: 'IN_FLIGHT',
+          orderId,
+          createdAt: now,
+          expiresAt: new Date(now.getTime() + options.ttlMs),
+        });
+        if (claimed) return { kind: 'claimed', token };
         const existing = await keys.findOne({ _id });
         if (existing === null) continue;
         if (existing.expiresAt.getTime() <= now.getTime()) {

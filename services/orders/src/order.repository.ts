@@ -3,6 +3,7 @@ import type { BusEvent, MongoOutboxEntry } from '@bazaar/event-bus';
 import { outboxEntries } from '@bazaar/event-bus';
 import type { CancelReason, Money, Order, OrderLine, OrderStatus } from './order';
 import { createWriteLocks, type LockDocument } from './write-lock';
+import { batchedInsert } from './command-batch';
 
 /** An order as stored (`orders` collection), with its embedded outbox. */
 export interface OrderDocument {
@@ -111,11 +112,17 @@ export function createOrderRepository(options: OrderRepositoryOptions): OrderRep
     waitMs: options.lockWaitMs,
     what: 'order',
   });
+  // Orders placed at the same moment are stored by one command (command-batch.ts).
+  const insertOrder = batchedInsert(orders, { isSame: () => true });
 
   return {
     async insert(order, events) {
       const outbox = outboxEntries(events);
-      await orders.insertOne({ _id: order.id, ...toDocumentFields(order), outbox });
+      // Order ids are random and new: an existing one can only be this very order, stored before a
+      // failure that the batch then found written (`isSame`), never another order.
+      if (!(await insertOrder({ _id: order.id, ...toDocumentFields(order), outbox }))) {
+        throw new Error(`order ${order.id} exists already`);
+      }
       return outbox;
     },
     async find(id) {

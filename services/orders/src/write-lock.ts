@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { duplicateIndexes } from '@bazaar/event-bus';
 import type { Collection } from 'mongodb';
+import { batchedInsert, CommandBatch } from './command-batch';
 import { lockBusy } from './errors';
 
 // Mutual exclusion per document, for FerretDB. FerretDB 1.24 (PostgreSQL backend) does not make a
@@ -37,10 +37,6 @@ export interface WriteLockOptions {
 /** How often a waiter reads the lock it waits for, to find one abandoned past its lease. */
 const EXPIRY_CHECK_INTERVAL_MS = 250;
 
-function isDuplicateKey(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === 11000;
-}
-
 export function createWriteLocks(options: WriteLockOptions): WriteLocks {
   const { collection, owner, leaseMs, waitMs, what } = options;
   // Callers in this process queue per id, so at most one of them polls the database for a lock:
@@ -51,32 +47,8 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
   const waiters = new Map<string, Set<() => void>>();
   // Lock inserts and deletes of the same moment go to the database as one command each: locks of
   // many orders or products taken at once cost one round trip, not one per lock.
-  const inserts = new CommandBatch<LockDocument, boolean>(async (documents) => {
-    if (documents.length === 1) {
-      try {
-        await collection.insertOne(documents[0] as LockDocument);
-        return [true];
-      } catch (error) {
-        if (isDuplicateKey(error)) return [false];
-        throw error;
-      }
-    }
-    try {
-      await collection.insertMany(documents, { ordered: false });
-      return documents.map(() => true);
-    } catch (error) {
-      let taken: Set<number>;
-      try {
-        taken = duplicateIndexes(error);
-      } catch (unexpected) {
-        // Some of them may have been inserted: give those back rather than leave them to their lease.
-        await collection
-          .deleteMany({ $or: documents.map(({ _id, token }) => ({ _id, token })) })
-          .catch(() => undefined);
-        throw unexpected;
-      }
-      return documents.map((_, index) => !taken.has(index));
-    }
+  const insert = batchedInsert(collection, {
+    isSame: (stored, mine) => stored.token === mine.token,
   });
   const deletes = new CommandBatch<{ _id: string; token: string }, void>(async (locks) => {
     if (locks.length === 1) await collection.deleteOne(locks[0]);
@@ -105,7 +77,7 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
     let delayMs = 1;
     let nextExpiryCheckAt = 0;
     for (;;) {
-      if (await inserts.run({ _id: id, owner, token, until: new Date(Date.now() + leaseMs) })) {
+      if (await insert({ _id: id, owner, token, until: new Date(Date.now() + leaseMs) })) {
         return token;
       }
       // Only a holder that died leaves a lock past its lease, so the lock is read now and then, not
@@ -155,36 +127,4 @@ export function createWriteLocks(options: WriteLockOptions): WriteLocks {
       }
     },
   };
-}
-
-/**
- * Collects the calls made in one turn of the event loop and runs them as one database command
- * (`execute` gets every input and returns one result per input, in order). A failed command fails
- * every call of it.
- */
-class CommandBatch<I, R> {
-  #queue: { input: I; resolve(result: R): void; reject(error: unknown): void }[] = [];
-  readonly #execute: (inputs: I[]) => Promise<R[]>;
-
-  constructor(execute: (inputs: I[]) => Promise<R[]>) {
-    this.#execute = execute;
-  }
-
-  run(input: I): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject });
-      if (this.#queue.length === 1) setImmediate(() => void this.#flush());
-    });
-  }
-
-  async #flush(): Promise<void> {
-    const batch = this.#queue;
-    this.#queue = [];
-    try {
-      const results = await this.#execute(batch.map((call) => call.input));
-      batch.forEach((call, index) => call.resolve(results[index] as R));
-    } catch (error) {
-      for (const call of batch) call.reject(error);
-    }
-  }
 }

@@ -23,6 +23,7 @@ import { startTelemetry } from '@bazaar/telemetry';
 import { buildApp } from '../src/app';
 import { readConfig } from '../src/config';
 import { createPool, migrate } from '../src/database';
+import { startOrderConfirmedConsumer } from '../src/order-confirmed.consumer';
 import { startOrderPlacedConsumer } from '../src/order-placed.consumer';
 import { paymentIdOf, processorKeyOf } from '../src/payment';
 import { createPspSandboxProcessor } from '../src/psp-sandbox.processor';
@@ -163,11 +164,54 @@ const bus = createEventBus({
 });
 const relay = startPgOutboxRelay({ pool, bus, logger });
 
+function orderConfirmed(placed: EventTypes['order.placed.v1']): EventTypes['order.confirmed.v1'] {
+  const { orderId, userId, total } = placed.data;
+  return createEvent('order.confirmed.v1', {
+    source: '/orders',
+    subject: orderId,
+    data: {
+      orderId,
+      userId,
+      paymentId: paymentIdOf(orderId),
+      total,
+      confirmedAt: new Date().toISOString(),
+    },
+  });
+}
+
+/** PostgreSQL's write transactions so far (the next xid) and WAL position: read without writing. */
+async function writeCounters(): Promise<{ xid: bigint; walBytes: bigint }> {
+  const { rows } = await pool.query<{ xid: string; wal: string }>(
+    `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS wal`,
+  );
+  return { xid: BigInt(rows[0]?.xid ?? 0), walBytes: BigInt(rows[0]?.wal ?? 0) };
+}
+
+interface RoundCost {
+  /** Write transactions (all of PostgreSQL: consumer, relay, anything else) per message. */
+  readonly transactions: number;
+  readonly walBytes: number;
+}
+
+async function costSince(
+  before: { xid: bigint; walBytes: bigint },
+  messages: number,
+): Promise<RoundCost> {
+  const after = await writeCounters();
+  return {
+    transactions: Number(after.xid - before.xid) / messages,
+    walBytes: Number(after.walBytes - before.walBytes) / messages,
+  };
+}
+
 /** Publishes the events to a group's queue while no consumer runs (the queue is declared first). */
-async function preload(group: string, events: readonly EventTypes['order.placed.v1'][]) {
+async function preload(group: string, events: readonly EventTypes[keyof EventTypes][]) {
   const declaring = await bus.consume<EventTypes>({
     group,
-    handlers: { 'order.placed.v1': () => Promise.reject(new Error('not yet')) },
+    handlers: {
+      [events[0]?.type ?? 'order.placed.v1']: () => Promise.reject(new Error('not yet')),
+    },
     prefetch: 1,
   });
   await declaring.close();
@@ -189,12 +233,21 @@ async function deleteGroup(group: string, delays: readonly number[]) {
   await connection.close();
 }
 
-/** Full path: authorizations/s through the consumer, until every payment is committed. */
-async function consumerRate(round: string): Promise<number> {
+/**
+ * Full path: authorizations/s through the consumer, until every payment is committed; then the
+ * captures of the same orders through the order.confirmed consumer.
+ */
+async function consumerRate(round: string): Promise<{
+  authorize: number;
+  capture: number;
+  authorizeCost: RoundCost;
+  captureCost: RoundCost;
+}> {
   const events = Array.from({ length: ORDERS }, (_, n) => orderPlaced(round, n));
   const group = `payments-bench-${round}.order-placed`;
   await preload(group, events);
   const before = await countOf('SELECT count(*) AS n FROM payments');
+  const counters = await writeCounters();
   const startedAt = performance.now();
   const consumer = await startOrderPlacedConsumer(bus, payments.service, {
     prefetch: PREFETCH,
@@ -206,9 +259,39 @@ async function consumerRate(round: string): Promise<number> {
     'payments committed',
   );
   const seconds = (performance.now() - startedAt) / 1000;
+  const authorizeCost = await costSince(counters, ORDERS);
   await consumer.close();
   await deleteGroup(group, [1000, 2000, 4000]);
-  return ORDERS / seconds;
+
+  const confirmations = events.map(orderConfirmed);
+  const captureGroup = `payments-bench-${round}.order-confirmed`;
+  await preload(captureGroup, confirmations);
+  const capturedBefore = await countOf(
+    `SELECT count(*) AS n FROM payments WHERE status = 'CAPTURED'`,
+  );
+  const captureCounters = await writeCounters();
+  const captureStartedAt = performance.now();
+  const captureConsumer = await startOrderConfirmedConsumer(bus, payments.service, {
+    prefetch: PREFETCH,
+    group: captureGroup,
+  });
+  await waitUntil(
+    async () =>
+      (await countOf(`SELECT count(*) AS n FROM payments WHERE status = 'CAPTURED'`)) -
+        capturedBefore >=
+      ORDERS,
+    'captures committed',
+  );
+  const captureSeconds = (performance.now() - captureStartedAt) / 1000;
+  const captureCost = await costSince(captureCounters, ORDERS);
+  await captureConsumer.close();
+  await deleteGroup(captureGroup, [1000, 5000, 30_000]);
+  return {
+    authorize: ORDERS / seconds,
+    capture: ORDERS / captureSeconds,
+    authorizeCost,
+    captureCost,
+  };
 }
 
 /** Baseline: the processor alone, same adapter, same concurrency. */
@@ -258,21 +341,35 @@ async function busRate(round: string): Promise<number> {
   return ORDERS / seconds;
 }
 
-const median = (values: readonly number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+/** The middle value; the mean of the two middle ones for an even count (not the higher one). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
 const loadBefore = os.loadavg()[0] ?? 0;
 const full: number[] = [];
+const captures: number[] = [];
+const roundLoads: number[] = [];
+const costs: { authorize: RoundCost; capture: RoundCost }[] = [];
 const processorOnly: number[] = [];
 const busOnly: number[] = [];
 try {
   // Warm-up (JIT, pools, keep-alive sockets, queue processes), not recorded.
   await processorRate('w');
   for (let round = 1; round <= ROUNDS; round += 1) {
+    roundLoads.push(os.loadavg()[0] ?? 0);
     busOnly.push(await busRate(String(round)));
     processorOnly.push(await processorRate(String(round)));
-    full.push(await consumerRate(`r${round}`));
+    const measured = await consumerRate(`r${round}`);
+    full.push(measured.authorize);
+    captures.push(measured.capture);
+    costs.push({ authorize: measured.authorizeCost, capture: measured.captureCost });
     say(
-      `round ${round}/${ROUNDS}: consumer ${full.at(-1)?.toFixed(0)}, processor alone ${processorOnly.at(-1)?.toFixed(0)}, bus alone ${busOnly.at(-1)?.toFixed(0)} /s`,
+      `round ${round}/${ROUNDS}: consumer ${full.at(-1)?.toFixed(0)} (${measured.authorizeCost.transactions.toFixed(2)} write transactions, ${(measured.authorizeCost.walBytes / 1024).toFixed(1)} KiB WAL each), captures ${captures.at(-1)?.toFixed(0)} (${measured.captureCost.transactions.toFixed(2)}, ${(measured.captureCost.walBytes / 1024).toFixed(1)} KiB), processor alone ${processorOnly.at(-1)?.toFixed(0)}, bus alone ${busOnly.at(-1)?.toFixed(0)} /s`,
     );
   }
   const outboxLeft = await countOf('SELECT count(*) AS n FROM outbox WHERE published_at IS NULL');
@@ -287,22 +384,36 @@ try {
   await admin.end();
 }
 
-const result = { full: median(full), processor: median(processorOnly), bus: median(busOnly) };
+const result = {
+  full: median(full),
+  capture: median(captures),
+  processor: median(processorOnly),
+  bus: median(busOnly),
+};
 const ratio = result.full / result.processor;
+const loadAfter = os.loadavg()[0] ?? 0;
+const costText = (pick: (c: { authorize: RoundCost; capture: RoundCost }) => RoundCost) =>
+  costs
+    .map((c) => `${pick(c).transactions.toFixed(2)} / ${(pick(c).walBytes / 1024).toFixed(1)} KiB`)
+    .join('; ');
 const section = `## payments: authorizations through the order.placed consumer
 
-Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`${stackConfig.profile}\` (PostgreSQL 15, RabbitMQ 3.10 quorum
+Measured ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. Profile \`${stackConfig.profile}\` (PostgreSQL 15 with fsync on, RabbitMQ 3.10 quorum
 queues), a private psp-sandbox process, everything on 127.0.0.1 and sharing the cores. ${ORDERS.toLocaleString('en-US')} \`order.placed.v1\` (\`tok_visa\`)
-already in the group's queue per round; ${ROUNDS} alternating rounds after a warm-up, medians shown (all rounds: consumer
-${full.map((r) => r.toFixed(0)).join(', ')}; processor alone ${processorOnly.map((r) => r.toFixed(0)).join(', ')}; bus alone ${busOnly.map((r) => r.toFixed(0)).join(', ')} /s).
-Load average when the run began: ${loadBefore.toFixed(1)}.
+already in the group's queue per round, then their ${ORDERS.toLocaleString('en-US')} \`order.confirmed.v1\`; ${ROUNDS} alternating rounds after a warm-up, medians shown (all rounds: consumer
+${full.map((r) => r.toFixed(0)).join(', ')}; captures ${captures.map((r) => r.toFixed(0)).join(', ')}; processor alone ${processorOnly.map((r) => r.toFixed(0)).join(', ')}; bus alone ${busOnly.map((r) => r.toFixed(0)).join(', ')} /s).
+Load average (1 min) when the run began: ${loadBefore.toFixed(1)}; at each round's start: ${roundLoads.map((l) => l.toFixed(1)).join(', ')}; at the end: ${loadAfter.toFixed(1)}.
+Deliveries are recorded in batches (ADR 0009): up to ${config.PAYMENTS_BATCH_SIZE} per PostgreSQL transaction, ${config.PAYMENTS_BATCH_CONCURRENCY} such transactions in flight.
 
-| path | per second |
-|---|---|
-| **payments consumer** (prefetch ${PREFETCH}): delivery → psp-sandbox \`POST /v1/authorizations\` (Idempotency-Key, deadline, breaker) → one transaction (dedupe, payment, ledger lines, outbox row) → ack; the relay publishes \`payment.authorized.v1\` meanwhile | ${result.full.toFixed(0)} |
-| baseline: the processor alone, same adapter and concurrency, no bus or database | ${result.processor.toFixed(0)} |
-| baseline: the bus alone, the same events to a consumer that only acks | ${result.bus.toFixed(0)} |
+| path | per second | PostgreSQL write transactions / WAL per message (each round) |
+|---|---|---|
+| **payments consumer** (prefetch ${PREFETCH}): delivery → psp-sandbox \`POST /v1/authorizations\` (Idempotency-Key, deadline, breaker) → batched transaction (dedupe, payment, ledger lines, outbox row) → ack; the relay publishes \`payment.authorized.v1\` meanwhile | ${result.full.toFixed(0)} | ${costText((c) => c.authorize)} |
+| **captures** (order.confirmed consumer, prefetch ${PREFETCH}): delivery → psp-sandbox capture → batched transaction (dedupe, payment update, ledger lines, outbox row) → ack | ${result.capture.toFixed(0)} | ${costText((c) => c.capture)} |
+| baseline: the processor alone, same adapter and concurrency, no bus or database | ${result.processor.toFixed(0)} | — |
+| baseline: the bus alone, the same events to a consumer that only acks | ${result.bus.toFixed(0)} | — |
 
+Write transactions count every transaction that wrote (the consumer's and the outbox relay's) while the
+round ran, from PostgreSQL's next transaction id; a commit with fsync on is one WAL flush.
 The consumer reaches ${ratio.toFixed(2)} × what the sandbox processor alone answers on this machine; the project's
 end-to-end goal (≥ 500 confirmed orders/s on 2 cores) needs ≥ 500 authorizations/s here: ${result.full >= 500 ? 'met' : '**not met**'}.
 Run: \`npm run bench -- payments\` ([services/payments/bench/authorize.bench.ts](../services/payments/bench/authorize.bench.ts)).`;

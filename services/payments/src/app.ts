@@ -40,6 +40,8 @@ export function buildApp(deps: AppDeps): PaymentsApp {
     logger,
     meter: telemetry.meter,
     authorizeMaxAttempts: config.PAYMENTS_AUTHORIZE_MAX_ATTEMPTS,
+    batchSize: config.PAYMENTS_BATCH_SIZE,
+    batchConcurrency: config.PAYMENTS_BATCH_CONCURRENCY,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   });
   const verify =

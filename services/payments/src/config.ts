@@ -47,6 +47,14 @@ export const configSchema = serviceEnv.extend({
   /** Unacknowledged order events per consumer: how many payments are worked on at once. */
   PAYMENTS_PREFETCH: positiveInt().default(64),
   /**
+   * Deliveries recorded in one PostgreSQL transaction at most (authorizations, captures; also the
+   * lookups per query). A batch is what arrived while the previous one committed: one commit per
+   * batch instead of one per delivery.
+   */
+  PAYMENTS_BATCH_SIZE: positiveInt().default(64),
+  /** Such transactions in flight at once, per kind. */
+  PAYMENTS_BATCH_CONCURRENCY: positiveInt().default(2),
+  /**
    * Deliveries of one order.placed.v1 whose processor outcome stayed unknown (timeouts, 5xx) before
    * the payment is failed as PROCESSOR_UNAVAILABLE.
    */

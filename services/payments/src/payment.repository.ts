@@ -21,6 +21,12 @@ export interface OrderCancellation {
   readonly cancelledAt: Date;
 }
 
+/** What payments knows of an order: its payment and whether it was cancelled. */
+export interface OrderState {
+  readonly payment: Payment | undefined;
+  readonly cancellation: OrderCancellation | undefined;
+}
+
 interface PaymentRow {
   id: string;
   order_id: string;
@@ -93,10 +99,7 @@ export interface PaymentRepository {
   findById(db: Queryable, id: string): Promise<Payment | undefined>;
   findByOrder(db: Queryable, orderId: string): Promise<Payment | undefined>;
   /** The payment and its order's cancellation in one round trip (before calling the processor). */
-  findOrderState(
-    db: Queryable,
-    orderId: string,
-  ): Promise<{ payment: Payment | undefined; cancellation: OrderCancellation | undefined }>;
+  findOrderState(db: Queryable, orderId: string): Promise<OrderState>;
   /** Reads the payment and locks its row until the transaction ends. */
   lockById(tx: Queryable, id: string): Promise<Payment | undefined>;
   /**
@@ -104,6 +107,26 @@ export interface PaymentRepository {
    * row exists to lock.
    */
   lockOrder(tx: Queryable, orderId: string): Promise<void>;
+  /** {@link findOrderState} of many orders in one round trip; every asked order id is in the map. */
+  findOrderStates(db: Queryable, orderIds: readonly string[]): Promise<Map<string, OrderState>>;
+  /** {@link lockOrder} of many orders, in one statement and a fixed (sorted) order. */
+  lockOrders(tx: Queryable, orderIds: readonly string[]): Promise<void>;
+  /** Payments by id in one round trip (absent ids are missing from the map). */
+  findByIds(db: Queryable, ids: readonly string[]): Promise<Map<string, Payment>>;
+  /** {@link lockById} of many payments, locked in id order. */
+  lockByIds(tx: Queryable, ids: readonly string[]): Promise<Map<string, Payment>>;
+  /**
+   * Records that `consumer` applied these events (processed_events, as `handleOnce` does); returns
+   * the ids recorded now — the others were applied before and must change nothing.
+   */
+  claimEvents(tx: Queryable, consumer: string, eventIds: readonly string[]): Promise<Set<string>>;
+  insertMany(tx: Queryable, payments: readonly Payment[]): Promise<void>;
+  updateMany(tx: Queryable, payments: readonly Payment[]): Promise<void>;
+  /** {@link appendLedger} of many entries in one statement. */
+  appendLedgers(
+    tx: Queryable,
+    entries: readonly { readonly paymentId: string; readonly entry: LedgerEntry }[],
+  ): Promise<void>;
   findCancellation(db: Queryable, orderId: string): Promise<OrderCancellation | undefined>;
   /** Remembers a cancellation; false if it was already known. */
   recordCancellation(tx: Queryable, cancellation: OrderCancellation): Promise<boolean>;
@@ -177,6 +200,147 @@ export function createPaymentRepository(): PaymentRepository {
     },
     async lockOrder(tx, orderId) {
       await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 7301))`, [orderId]);
+    },
+    async findOrderStates(db, orderIds) {
+      const states = new Map<string, OrderState>();
+      for (const orderId of orderIds)
+        states.set(orderId, { payment: undefined, cancellation: undefined });
+      if (orderIds.length === 0) return states;
+      const [payments, cancellations] = await Promise.all([
+        db.query<PaymentRow>(
+          `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE order_id = ANY($1::text[])`,
+          [orderIds],
+        ),
+        db.query<{ order_id: string; reason: string; cancelled_at: Date }>(
+          `SELECT order_id, reason, cancelled_at FROM order_cancellations WHERE order_id = ANY($1::text[])`,
+          [orderIds],
+        ),
+      ]);
+      const cancelled = new Map(
+        cancellations.rows.map((row) => [
+          row.order_id,
+          { orderId: row.order_id, reason: row.reason, cancelledAt: row.cancelled_at },
+        ]),
+      );
+      const paid = new Map(payments.rows.map((row) => [row.order_id, toPayment(row)]));
+      for (const orderId of orderIds) {
+        states.set(orderId, { payment: paid.get(orderId), cancellation: cancelled.get(orderId) });
+      }
+      return states;
+    },
+    async lockOrders(tx, orderIds) {
+      if (orderIds.length === 0) return;
+      // Sorted and in array order (unnest keeps it): two batches lock shared orders in the same
+      // order, so they wait for each other instead of deadlocking.
+      const sorted = [...new Set(orderIds)].sort();
+      await tx.query(
+        `SELECT count(pg_advisory_xact_lock(hashtextextended(o, 7301))) FROM unnest($1::text[]) AS o`,
+        [sorted],
+      );
+    },
+    async findByIds(db, ids) {
+      if (ids.length === 0) return new Map();
+      const { rows } = await db.query<PaymentRow>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE id = ANY($1::text[])`,
+        [ids],
+      );
+      return new Map(rows.map((row) => [row.id, toPayment(row)]));
+    },
+    async lockByIds(tx, ids) {
+      if (ids.length === 0) return new Map();
+      const { rows } = await tx.query<PaymentRow>(
+        `SELECT ${PAYMENT_COLUMNS} FROM payments WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+        [[...new Set(ids)].sort()],
+      );
+      return new Map(rows.map((row) => [row.id, toPayment(row)]));
+    },
+    async claimEvents(tx, consumer, eventIds) {
+      if (eventIds.length === 0) return new Set();
+      const { rows } = await tx.query<{ event_id: string }>(
+        `INSERT INTO processed_events (consumer, event_id)
+         SELECT $1, e FROM unnest($2::text[]) AS e ORDER BY e
+         ON CONFLICT DO NOTHING RETURNING event_id`,
+        [consumer, [...new Set(eventIds)]],
+      );
+      return new Set(rows.map((row) => row.event_id));
+    },
+    async insertMany(tx, payments) {
+      if (payments.length === 0) return;
+      await tx.query(
+        `INSERT INTO payments (id, order_id, user_id, currency, amount, status, authorization_id,
+           failure_code, failure_message, captured_amount, refunded_amount, created_at, updated_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+           $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::timestamptz[],
+           $13::timestamptz[])`,
+        [
+          payments.map((p) => p.id),
+          payments.map((p) => p.orderId),
+          payments.map((p) => p.userId),
+          payments.map((p) => p.amount.currency),
+          payments.map((p) => p.amount.amount),
+          payments.map((p) => p.status),
+          payments.map((p) => p.authorizationId),
+          payments.map((p) => p.failure?.code ?? null),
+          payments.map((p) => p.failure?.message ?? null),
+          payments.map((p) => p.capturedAmount),
+          payments.map((p) => p.refundedAmount),
+          payments.map((p) => p.createdAt),
+          payments.map((p) => p.updatedAt),
+        ],
+      );
+    },
+    async updateMany(tx, payments) {
+      if (payments.length === 0) return;
+      await tx.query(
+        `UPDATE payments SET status = u.status, authorization_id = u.authorization_id,
+           captured_amount = u.captured_amount, refunded_amount = u.refunded_amount,
+           updated_at = u.updated_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[])
+           AS u(id, status, authorization_id, captured_amount, refunded_amount, updated_at)
+         WHERE payments.id = u.id`,
+        [
+          payments.map((p) => p.id),
+          payments.map((p) => p.status),
+          payments.map((p) => p.authorizationId),
+          payments.map((p) => p.capturedAmount),
+          payments.map((p) => p.refundedAmount),
+          payments.map((p) => p.updatedAt),
+        ],
+      );
+    },
+    async appendLedgers(tx, entries) {
+      const transactions: { id: string; paymentId: string; kind: string }[] = [];
+      const lines: { transactionId: string; account: string; currency: string; amount: number }[] =
+        [];
+      for (const { paymentId, entry } of entries) {
+        const stored = storedLines(entry);
+        if (stored.length === 0) continue;
+        const id = `ltx_${randomUUID()}`;
+        transactions.push({ id, paymentId, kind: entry.kind });
+        for (const storedLine of stored) lines.push({ transactionId: id, ...storedLine });
+      }
+      if (transactions.length === 0) return;
+      // One statement for every transaction and line: the balance trigger checks each at commit.
+      await tx.query(
+        `WITH t AS (
+           INSERT INTO ledger_transactions (id, payment_id, kind)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) RETURNING id
+         )
+         INSERT INTO ledger_lines (transaction_id, account, currency, amount)
+         SELECT l.transaction_id, l.account, l.currency, l.amount
+         FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[])
+           AS l(transaction_id, account, currency, amount)
+         JOIN t ON t.id = l.transaction_id`,
+        [
+          transactions.map((t) => t.id),
+          transactions.map((t) => t.paymentId),
+          transactions.map((t) => t.kind),
+          lines.map((l) => l.transactionId),
+          lines.map((l) => l.account),
+          lines.map((l) => l.currency),
+          lines.map((l) => l.amount),
+        ],
+      );
     },
     async findCancellation(db, orderId) {
       const { rows } = await db.query<{ reason: string; cancelled_at: Date }>(

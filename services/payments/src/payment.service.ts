@@ -5,7 +5,7 @@ import {
   type OrderConfirmedV1,
   type OrderPlacedV1,
 } from '@bazaar/contracts';
-import { enqueueEvents, handleOnce } from '@bazaar/event-bus';
+import { enqueueEvents, handleOnce, type BusEvent } from '@bazaar/event-bus';
 import type { Logger } from '@bazaar/logging';
 import type { Meter } from '@opentelemetry/api';
 import type pg from 'pg';
@@ -18,7 +18,14 @@ import {
   processorRefusedRefund,
   processorUnavailable,
 } from './errors';
-import { authorizationEntry, captureEntry, refundEntry, voidEntry } from './ledger';
+import { createBatcher } from './batcher';
+import {
+  authorizationEntry,
+  captureEntry,
+  refundEntry,
+  voidEntry,
+  type LedgerEntry,
+} from './ledger';
 import {
   authorized,
   capture,
@@ -34,7 +41,7 @@ import {
   type Money,
   type Payment,
 } from './payment';
-import type { PaymentRepository, Refund } from './payment.repository';
+import type { OrderState, PaymentRepository, Refund } from './payment.repository';
 import { ProcessorUnavailableError, type PaymentProcessor } from './processor';
 
 /** Consumer groups (RabbitMQ queues and `processed_events.consumer`). */
@@ -58,6 +65,13 @@ export interface PaymentServiceDeps {
   readonly meter: Meter;
   /** Deliveries of one order.placed.v1 with an unknown processor outcome before failing it. */
   readonly authorizeMaxAttempts: number;
+  /**
+   * Deliveries whose records share one transaction at most (and lookups per query); default 64.
+   * A batch is whatever arrived while the previous one was being committed.
+   */
+  readonly batchSize?: number;
+  /** Transactions of one kind (authorizations, captures) in flight at once; default 2. */
+  readonly batchConcurrency?: number;
   readonly now?: () => Date;
 }
 
@@ -68,6 +82,8 @@ export interface Principal {
 }
 
 export interface PaymentService {
+  /** Authorizations and captures decided and waiting for (or in) their batch's transaction. */
+  readonly pendingRecords: number;
   /** order.placed.v1: authorize the total, record payment + ledger + event in one transaction. */
   authorizeOrder(event: OrderPlacedV1, delivery: Delivery): Promise<void>;
   /** order.confirmed.v1: capture the authorized payment. */
@@ -97,13 +113,36 @@ type AuthorizationDecision =
   | { readonly kind: 'failed'; readonly code: FailureCode; readonly message: string }
   | { readonly kind: 'cancelled' };
 
+/** One delivery's processor decision, waiting to be recorded. */
+interface AuthorizationRecord {
+  readonly event: OrderPlacedV1;
+  readonly paymentId: string;
+  readonly decision: AuthorizationDecision;
+}
+
+/** One order.confirmed.v1 whose payment the processor captured, waiting to be recorded. */
+interface CaptureRecord {
+  readonly eventId: string;
+  readonly paymentId: string;
+}
+
 const UNAVAILABLE_MESSAGE = 'The card processor could not be reached; no money was taken.';
 
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const { pool, repository, processor, logger, authorizeMaxAttempts } = deps;
+  const batchSize = deps.batchSize ?? 64;
+  const batchConcurrency = deps.batchConcurrency ?? 2;
   const now = deps.now ?? (() => new Date());
   const outcomes = deps.meter.createCounter('payments.operations', {
     description: 'Payment operations by kind and outcome.',
+  });
+  const batchCounter = deps.meter.createCounter('payments.record_batches', {
+    description:
+      'Transactions recording several deliveries, by kind and outcome (committed, or split: failed and re-run one by one).',
+  });
+  const batchedRecords = deps.meter.createHistogram('payments.record_batch_size', {
+    description: 'Deliveries recorded per transaction.',
+    advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256] },
   });
 
   function moneyOf(payment: Payment): Money {
@@ -221,28 +260,46 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     }
   }
 
-  return {
-    async authorizeOrder(event, delivery) {
-      const { orderId, userId, total } = event.data;
-      const paymentId = paymentIdOf(orderId);
-      const before = await repository.findOrderState(pool, orderId);
-      if (before.payment !== undefined) return;
-      const decision = await decideAuthorization(
-        event,
-        paymentId,
-        before.cancellation !== undefined,
-        delivery,
+  /**
+   * Records the processor's decisions of many order.placed.v1 deliveries in ONE transaction: the
+   * orders' advisory locks (sorted), the events' dedupe rows, the orders' state, then multi-row
+   * inserts of payments, ledger lines and outbox rows, and one commit (one WAL flush) for all.
+   * Per item it is exactly what one delivery's own transaction did; a batch that fails is re-run
+   * item by item by the batcher, so a bad row fails only its own delivery.
+   */
+  async function recordAuthorizations(
+    items: readonly AuthorizationRecord[],
+  ): Promise<{ mustVoid: boolean }[]> {
+    const counted: string[] = [];
+    const results = await inTransaction(pool, async (tx) => {
+      await repository.lockOrders(
+        tx,
+        items.map((item) => item.event.data.orderId),
       );
-
-      let mustVoid = false;
-      await handleOnce(pool, consumerGroups.orderPlaced, event.id, async (tx) => {
-        await repository.lockOrder(tx, orderId);
-        const state = await repository.findOrderState(tx, orderId);
-        if (state.payment !== undefined) return;
+      const fresh = await repository.claimEvents(
+        tx,
+        consumerGroups.orderPlaced,
+        items.map((item) => item.event.id),
+      );
+      const states = await repository.findOrderStates(
+        tx,
+        items.filter((item) => fresh.has(item.event.id)).map((item) => item.event.data.orderId),
+      );
+      const inserts: Payment[] = [];
+      const ledger: { paymentId: string; entry: LedgerEntry }[] = [];
+      const events: BusEvent[] = [];
+      const recorded = new Set<string>();
+      const decided = items.map((item) => {
+        const { event, paymentId, decision } = item;
+        const { orderId, userId, total } = event.data;
+        // A duplicate delivery, or another event of the same order earlier in this batch.
+        if (!fresh.has(event.id) || recorded.has(orderId)) return { mustVoid: false };
+        const state = states.get(orderId);
+        if (state?.payment !== undefined) return { mustVoid: false };
+        recorded.add(orderId);
         const at = now();
         if (decision.kind === 'cancelled') {
-          await repository.insert(
-            tx,
+          inserts.push(
             unauthorized({
               id: paymentId,
               orderId,
@@ -253,12 +310,11 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
               at,
             }),
           );
-          outcomes.add(1, { operation: 'authorize', outcome: 'cancelled' });
-          return;
+          counted.push('cancelled');
+          return { mustVoid: false };
         }
         if (decision.kind === 'failed') {
-          await repository.insert(
-            tx,
+          inserts.push(
             unauthorized({
               id: paymentId,
               orderId,
@@ -269,7 +325,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
               at,
             }),
           );
-          await enqueueEvents(tx, [
+          events.push(
             createEvent('payment.failed.v1', {
               source: SOURCE,
               subject: paymentId,
@@ -282,12 +338,11 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
                 failedAt: at.toISOString(),
               },
             }),
-          ]);
-          outcomes.add(1, { operation: 'authorize', outcome: decision.code.toLowerCase() });
-          return;
+          );
+          counted.push(decision.code.toLowerCase());
+          return { mustVoid: false };
         }
-        await repository.insert(
-          tx,
+        inserts.push(
           authorized({
             id: paymentId,
             orderId,
@@ -297,8 +352,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
             at,
           }),
         );
-        await repository.appendLedger(tx, paymentId, authorizationEntry(total));
-        await enqueueEvents(tx, [
+        ledger.push({ paymentId, entry: authorizationEntry(total) });
+        events.push(
           createEvent('payment.authorized.v1', {
             source: SOURCE,
             subject: paymentId,
@@ -311,11 +366,137 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
               authorizedAt: at.toISOString(),
             },
           }),
-        ]);
-        outcomes.add(1, { operation: 'authorize', outcome: 'authorized' });
+        );
+        counted.push('authorized');
         // The order was cancelled while the processor was deciding: release the hold.
-        mustVoid = state.cancellation !== undefined;
+        return { mustVoid: state?.cancellation !== undefined };
       });
+      await repository.insertMany(tx, inserts);
+      await repository.appendLedgers(tx, ledger);
+      await enqueueEvents(tx, events);
+      return decided;
+    });
+    // Counted after the commit: a failed batch is re-run item by item and counted there.
+    for (const outcome of counted) outcomes.add(1, { operation: 'authorize', outcome });
+    return results;
+  }
+
+  /**
+   * Records many captures (the processor has captured them) in ONE transaction: the payments'
+   * row locks (sorted), the events' dedupe rows, then one multi-row update, ledger and outbox.
+   */
+  async function recordCaptures(items: readonly CaptureRecord[]): Promise<void[]> {
+    let captured = 0;
+    await inTransaction(pool, async (tx) => {
+      const locked = await repository.lockByIds(
+        tx,
+        items.map((item) => item.paymentId),
+      );
+      const fresh = await repository.claimEvents(
+        tx,
+        consumerGroups.orderConfirmed,
+        items.map((item) => item.eventId),
+      );
+      const updates = new Map<string, Payment>();
+      const ledger: { paymentId: string; entry: LedgerEntry }[] = [];
+      const events: BusEvent[] = [];
+      for (const item of items) {
+        const current = updates.get(item.paymentId) ?? locked.get(item.paymentId);
+        if (!fresh.has(item.eventId) || current === undefined) continue;
+        const at = now();
+        const result = capture(current, at);
+        if (!result.ok) continue;
+        updates.set(current.id, result.payment);
+        ledger.push({
+          paymentId: current.id,
+          entry: captureEntry(current.amount, result.payment.capturedAmount),
+        });
+        events.push(
+          createEvent('payment.captured.v1', {
+            source: SOURCE,
+            subject: current.id,
+            data: {
+              paymentId: current.id,
+              orderId: current.orderId,
+              userId: current.userId,
+              amount: { amount: result.payment.capturedAmount, currency: current.amount.currency },
+              authorizationId: current.authorizationId ?? '',
+              capturedAt: at.toISOString(),
+            },
+          }),
+        );
+      }
+      await repository.updateMany(tx, [...updates.values()]);
+      await repository.appendLedgers(tx, ledger);
+      await enqueueEvents(tx, events);
+      captured = events.length;
+    });
+    outcomes.add(captured, { operation: 'capture', outcome: 'captured' });
+    return items.map(() => undefined);
+  }
+
+  const onBatchFailed = (kind: string) => (error: unknown, size: number) => {
+    batchCounter.add(1, { kind, outcome: 'split' });
+    logger.warn({ err: error, size, kind }, 'a batch failed; recording its deliveries one by one');
+  };
+  const counted =
+    <I, R>(kind: string, run: (items: readonly I[]) => Promise<R[]>) =>
+    async (items: readonly I[]): Promise<R[]> => {
+      const results = await run(items);
+      batchCounter.add(1, { kind, outcome: 'committed' });
+      batchedRecords.record(items.length, { kind });
+      return results;
+    };
+  const authorizations = createBatcher<AuthorizationRecord, { mustVoid: boolean }>({
+    maxSize: batchSize,
+    concurrency: batchConcurrency,
+    run: counted('authorization', recordAuthorizations),
+    onBatchFailed: onBatchFailed('authorization'),
+  });
+  const captures = createBatcher<CaptureRecord, void>({
+    maxSize: batchSize,
+    concurrency: batchConcurrency,
+    run: counted('capture', recordCaptures),
+    onBatchFailed: onBatchFailed('capture'),
+  });
+  // The reads before a processor call, one query per batch of deliveries instead of one each.
+  const orderStates = createBatcher<string, OrderState>({
+    maxSize: batchSize,
+    concurrency: batchConcurrency,
+    run: async (orderIds) => {
+      const states = await repository.findOrderStates(pool, [...new Set(orderIds)]);
+      return orderIds.map(
+        (orderId) => states.get(orderId) ?? { payment: undefined, cancellation: undefined },
+      );
+    },
+  });
+  const paymentsById = createBatcher<string, Payment | undefined>({
+    maxSize: batchSize,
+    concurrency: batchConcurrency,
+    run: async (ids) => {
+      const found = await repository.findByIds(pool, [...new Set(ids)]);
+      return ids.map((id) => found.get(id));
+    },
+  });
+
+  return {
+    get pendingRecords() {
+      return authorizations.pending + captures.pending;
+    },
+
+    async authorizeOrder(event, delivery) {
+      const { orderId } = event.data;
+      const paymentId = paymentIdOf(orderId);
+      const before = await orderStates.submit(orderId);
+      if (before.payment !== undefined) return;
+      const decision = await decideAuthorization(
+        event,
+        paymentId,
+        before.cancellation !== undefined,
+        delivery,
+      );
+      // Resolves once the transaction holding this record committed (the message is acked after).
+      const { mustVoid } = await authorizations.submit({ event, paymentId, decision });
       if (mustVoid) {
         // Best effort now; the sweeper retries if this fails or the process dies here.
         await voidAuthorized(paymentId).catch((error: unknown) => {
@@ -327,8 +508,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
     async captureOrder(event) {
       const { paymentId, orderId } = event.data;
       const payment =
-        (await repository.findById(pool, paymentId)) ??
-        (await repository.findByOrder(pool, orderId));
+        (await paymentsById.submit(paymentId)) ?? (await repository.findByOrder(pool, orderId));
       if (payment === undefined)
         throw new Error(`no payment ${paymentId} for confirmed ${orderId}`);
       if (payment.status !== 'AUTHORIZED') {
@@ -343,34 +523,8 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       if (result.kind === 'refused') {
         throw new Error(`the processor refused to capture ${payment.id}: ${result.reason}`);
       }
-      await handleOnce(pool, consumerGroups.orderConfirmed, event.id, async (tx) => {
-        const locked = await repository.lockById(tx, payment.id);
-        if (locked === undefined) return;
-        const at = now();
-        const captured = capture(locked, at);
-        if (!captured.ok) return;
-        await repository.update(tx, captured.payment);
-        await repository.appendLedger(
-          tx,
-          locked.id,
-          captureEntry(locked.amount, captured.payment.capturedAmount),
-        );
-        await enqueueEvents(tx, [
-          createEvent('payment.captured.v1', {
-            source: SOURCE,
-            subject: locked.id,
-            data: {
-              paymentId: locked.id,
-              orderId: locked.orderId,
-              userId: locked.userId,
-              amount: { amount: captured.payment.capturedAmount, currency: locked.amount.currency },
-              authorizationId: locked.authorizationId ?? '',
-              capturedAt: at.toISOString(),
-            },
-          }),
-        ]);
-        outcomes.add(1, { operation: 'capture', outcome: 'captured' });
-      });
+      // Resolves once the transaction holding this capture committed (the message is acked after).
+      await captures.submit({ eventId: event.id, paymentId: payment.id });
     },
 
     async cancelOrder(event) {
