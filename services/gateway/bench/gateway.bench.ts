@@ -342,7 +342,7 @@ ${DURATION_SECONDS} s after a ${WARMUP_SECONDS} s warm-up, GET /v1/items (a rout
 cache), 127.0.0.1 only. Everything shares the machine's cores with the load generator, so read the
 ratios, not the absolute numbers. "Full chain" = CORS, request size limit, JWT (ES256, JWKS cached;
 one token, so its signature is verified once and remembered until it expires), Redis GCRA rate
-limiting (limit never reached; auto-pipelined), registry discovery, trace context; added latency is
+limiting (limit never reached; the checks of one moment go as one script call), registry discovery, trace context; added latency is
 relative to the nginx baseline.
 
 ${describeMachine()}

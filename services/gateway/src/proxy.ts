@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { AppError } from '@bazaar/errors';
 import { injectContext } from '@bazaar/telemetry';
@@ -137,8 +138,26 @@ function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | 
   return result;
 }
 
+/**
+ * The abort signal of one exchange, for undici (which takes an EventEmitter as well as an
+ * AbortSignal: `aborted`, `reason` and an `abort` event). An AbortController per request was the
+ * gateway's largest single cost after the sockets: building its AbortSignal (an EventTarget) and
+ * undici's listener on it took about 4 µs of CPU per request in the profiles.
+ */
+export class ExchangeSignal extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit('abort');
+  }
+}
+
 /** Whether the exchange was aborted because its client went away (not by the deadline). */
-function isClientGoneError(signal: AbortSignal): boolean {
+function isClientGoneError(signal: ExchangeSignal): boolean {
   return signal.aborted && (signal.reason as { name?: unknown } | undefined)?.name === 'AbortError';
 }
 
@@ -161,20 +180,19 @@ export async function proxyRequest(deps: ProxyDeps, request: ProxyRequest): Prom
       retryAfterSeconds: admission.retryAfterSeconds,
     });
   }
-  // One controller for the deadline and the client (cheaper than AbortSignal.timeout + any per
+  // One signal for the deadline and the client (cheaper than AbortSignal.timeout + any per
   // request); the deadline also bounds the response body, so its timer ends with the body.
-  const controller = new AbortController();
-  const { signal } = controller;
+  const signal = new ExchangeSignal();
   let isTimedOut = false;
   const timer = setTimeout(() => {
     isTimedOut = true;
-    controller.abort(new DOMException('The operation timed out.', 'TimeoutError'));
+    signal.abort(new DOMException('The operation timed out.', 'TimeoutError'));
   }, request.timeoutMs);
   timer.unref();
   let isClientGone = false;
   const stopWatching = request.watchClient(() => {
     isClientGone = true;
-    controller.abort(new DOMException('The client went away.', 'AbortError'));
+    signal.abort(new DOMException('The client went away.', 'AbortError'));
   });
   const release = () => {
     clearTimeout(timer);
@@ -253,7 +271,7 @@ async function attemptOnce(
   request: ProxyRequest,
   target: Target,
   headers: Record<string, string>,
-  signal: AbortSignal,
+  signal: ExchangeSignal,
 ): Promise<Attempt> {
   const started = performance.now();
   const span = deps.tracer.startSpan(
