@@ -15,11 +15,13 @@ import { createEtcdRegistry } from '@bazaar/registry';
 import {
   describeMachine,
   freePort,
+  groupCpuSeconds,
+  processCpuSeconds,
   readStackConfig,
   repoRoot,
   writeBenchmarkSection,
 } from '@bazaar/stack';
-import { testStack } from '@bazaar/testing';
+import { testStack, testStackStatus } from '@bazaar/testing';
 import autocannon from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderEdgeConfig } from '../../../stack/edge/src/nginx-config';
@@ -100,29 +102,47 @@ interface Measurement {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly non2xx: number;
+  /**
+   * CPU (user + system) per request of the processes whose cost the path measures, in µs, from
+   * /proc; undefined when not taken.
+   */
+  readonly cpuMicrosPerRequest: number | undefined;
 }
+
+/** The CPU seconds used so far by the given processes (a getter per process). */
+type CpuMeter = () => number;
 
 async function measure(
   label: string,
   url: string,
   headers: Record<string, string> = {},
+  cpuMeters: readonly CpuMeter[] = [],
 ): Promise<Measurement> {
   await autocannon({ url, connections: CONNECTIONS, duration: WARMUP_SECONDS, headers });
+  const cpuSeconds = () => cpuMeters.reduce((sum, meter) => sum + meter(), 0);
+  const cpuBefore = cpuSeconds();
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
     duration: DURATION_SECONDS,
     headers,
   });
+  const cpuUsed = cpuSeconds() - cpuBefore;
   const measurement = {
     label,
     requestsPerSecond: Math.round(result.requests.average),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx + result.errors + result.timeouts,
+    cpuMicrosPerRequest:
+      cpuMeters.length === 0 ? undefined : (cpuUsed * 1e6) / Math.max(1, result.requests.total),
   };
+  const cpuText =
+    measurement.cpuMicrosPerRequest === undefined
+      ? ''
+      : `, ${measurement.cpuMicrosPerRequest.toFixed(0)} µs CPU per request`;
   console.log(
-    `bench gateway: ${label}: ${measurement.requestsPerSecond} req/s, p50 ${measurement.p50Ms} ms, p99 ${measurement.p99Ms} ms, ${measurement.non2xx} failed`,
+    `bench gateway: ${label}: ${measurement.requestsPerSecond} req/s, p50 ${measurement.p50Ms} ms, p99 ${measurement.p99Ms} ms, ${measurement.non2xx} failed${cpuText}`,
   );
   return measurement;
 }
@@ -151,7 +171,7 @@ async function startGateway(name: string, yaml: string, env: Record<string, stri
   await writeFile(file, yaml);
   const bundle = path.join(serviceDir, 'dist', 'main.mjs');
   const args = existsSync(bundle) ? [bundle] : ['--import', 'tsx', 'src/main.ts'];
-  launch(
+  const gateway = launch(
     process.execPath,
     args,
     {
@@ -168,7 +188,7 @@ async function startGateway(name: string, yaml: string, env: Record<string, stri
     serviceDir,
   );
   await waitFor(`http://127.0.0.1:${port}/readyz`);
-  return port;
+  return { port, pid: gateway.pid };
 }
 
 const registry = createEtcdRegistry({ url: urls.etcd });
@@ -235,8 +255,9 @@ services:
     UNDICI_PATH: createRequire(path.join(serviceDir, 'package.json')).resolve('undici'),
   });
   await waitFor(`http://127.0.0.1:${minimalPort}/v1/items`);
-  const barePort = await startGateway('gateway-bench-bare', bare, {});
-  const fullPort = await startGateway('gateway-bench-full', full, {});
+  const bareGateway = await startGateway('gateway-bench-bare', bare, {});
+  const fullGateway = await startGateway('gateway-bench-full', full, {});
+  const fullPort = fullGateway.port;
 
   const nginxPort = await freePort();
   await startNginx(
@@ -275,18 +296,39 @@ http {
   };
   const edgePort = await startEdge('edge', [fullPort]);
   // The deployed shape on this machine: the edge spreading over one gateway instance per core.
-  const secondFullPort = await startGateway('gateway-bench-full-2', full, {});
-  const edgePairPort = await startEdge('edge-pair', [fullPort, secondFullPort]);
+  const secondFull = await startGateway('gateway-bench-full-2', full, {});
+  const edgePairPort = await startEdge('edge-pair', [fullPort, secondFull.port]);
 
+  // The chain's CPU: the gateway process, and for the full chain also Redis (the rate limiter's
+  // scripts run there), which nothing else uses during the run.
+  const redisPid = (await testStackStatus()).find((component) => component.name === 'redis')?.pid;
+  const processMeter = (pid: number | undefined): CpuMeter => {
+    if (pid === undefined || pid === null) throw new Error('a measured process has no pid');
+    return () => processCpuSeconds(pid);
+  };
+  const groupMeter = (pgid: number | undefined | null): CpuMeter => {
+    if (pgid === undefined || pgid === null) throw new Error('redis has no pid in the bench stack');
+    return () => groupCpuSeconds(pgid);
+  };
   const auth = { authorization: `Bearer ${token}`, origin: 'https://shop.example' };
-  const paths: readonly [string, string, Record<string, string>?][] = [
+  const paths: readonly [string, string, Record<string, string>?, CpuMeter[]?][] = [
     ['nginx proxy_pass (baseline)', `http://127.0.0.1:${nginxPort}/v1/items`],
     [
       'reference: minimal Node proxy (node:http + undici)',
       `http://127.0.0.1:${minimalPort}/v1/items`,
     ],
-    ['gateway, no plugins', `http://127.0.0.1:${barePort}/v1/items`],
-    ['gateway, full chain', `http://127.0.0.1:${fullPort}/v1/items`, auth],
+    [
+      'gateway, no plugins',
+      `http://127.0.0.1:${bareGateway.port}/v1/items`,
+      {},
+      [processMeter(bareGateway.pid)],
+    ],
+    [
+      'gateway, full chain',
+      `http://127.0.0.1:${fullPort}/v1/items`,
+      auth,
+      [processMeter(fullGateway.pid), groupMeter(redisPid)],
+    ],
     ['edge + gateway (full chain)', `http://127.0.0.1:${edgePort}/v1/items`, auth],
     ['edge + 2 gateway instances (full chain)', `http://127.0.0.1:${edgePairPort}/v1/items`, auth],
   ];
@@ -295,8 +337,8 @@ http {
   // path's median round is reported.
   const rounds: Measurement[][] = paths.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [index, [label, url, headers]] of paths.entries()) {
-      rounds[index]?.push(await measure(label, url, headers));
+    for (const [index, [label, url, headers, cpuMeters]] of paths.entries()) {
+      rounds[index]?.push(await measure(label, url, headers, cpuMeters));
     }
   }
   const results = rounds.map((measurements) => {
@@ -321,6 +363,12 @@ http {
     round[index]?.requestsPerSecond ?? Number.NaN;
   const fullRatios = perRound((round) => rps(round, 3) / rps(round, 0));
   const chainCosts = perRound((round) => 1 - rps(round, 3) / rps(round, 2));
+  const cpuOf = (round: readonly Measurement[], index: number) =>
+    round[index]?.cpuMicrosPerRequest ?? Number.NaN;
+  const chainCpuCosts = perRound((round) => cpuOf(round, 3) / cpuOf(round, 2) - 1);
+  const micros = (value: number) => `${value.toFixed(0)} µs`;
+  const bareCpu = perRound((round) => cpuOf(round, 2));
+  const fullCpu = perRound((round) => cpuOf(round, 3));
   const minimalRatios = perRound((round) => rps(round, 1) / rps(round, 0));
   const summary = (values: readonly number[], format: (value: number) => string) =>
     `${format(values[Math.floor(values.length / 2)] ?? Number.NaN)} (rounds ${values.map(format).join(', ')})`;
@@ -357,6 +405,9 @@ ${rows.join('\n')}
 Per round (median first):
 - Full-chain gateway vs nginx: ${summary(fullRatios, times)}; goal ≥ 0.5 ×: ${verdict(fullRatios, (value) => value >= 0.5)}.
 - Plugin chain cost (full chain vs no plugins): ${summary(chainCosts, percent)}; goal ≤ 10 %: ${verdict(chainCosts, (value) => value <= 0.1)}.
+- The same in CPU per request (user + system from /proc: the gateway process; for the full chain also Redis,
+  where the rate limiter's scripts run), which leaves out the load generator and the upstream: no plugins ${summary(bareCpu, micros)}, full chain
+  ${summary(fullCpu, micros)}; chain cost ${summary(chainCpuCosts, percent)}; goal ≤ 10 %: ${verdict(chainCpuCosts, (value) => value <= 0.1)}.
 - Reference minimal Node proxy vs nginx: ${summary(minimalRatios, times)}: the most a single Node process
   proxies here before any framework, telemetry, logging or plugin.
 `,
