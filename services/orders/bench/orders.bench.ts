@@ -229,6 +229,57 @@ async function unlockedWrites(
   });
 }
 
+/** Open reservations on the product whose update is timed (the saga's backlog puts hundreds there). */
+const RESERVATION_COUNTS = [0, 50, 200, 800] as const;
+
+/**
+ * What one stock write costs FerretDB and its PostgreSQL as a product document carries more open
+ * reservations (`reservations.<orderId>` = `{ quantity, at }`, as `product.repository.ts` stores them):
+ * 200 sequential updates of one field and one reservation, store CPU per update in ms. FerretDB 1.24
+ * reads, re-encodes and rewrites the whole document on every update, so this grows with its size.
+ */
+async function productUpdateCost(
+  mongo: MongoClient,
+): Promise<{ reservations: number; cpuMs: number; ms: number }[]> {
+  const updates = 200;
+  const rows: { reservations: number; cpuMs: number; ms: number }[] = [];
+  for (const count of RESERVATION_COUNTS) {
+    const products = mongo
+      .db()
+      .collection<{ _id: string; stock: number; reservations: object }>(`update_probe_${count}`);
+    const reservations = Object.fromEntries(
+      Array.from({ length: count }, (_, index) => [
+        `ord_PROBE${String(index).padStart(21, '0')}`,
+        { quantity: 1, at: new Date() },
+      ]),
+    );
+    await products.insertOne({ _id: 'prd_PROBE', stock: 1_000_000, reservations });
+    const cpuBefore = await cpuSnapshot(undefined);
+    const startedAt = performance.now();
+    for (let index = 0; index < updates; index += 1) {
+      await products.updateOne(
+        { _id: 'prd_PROBE' },
+        {
+          $set: {
+            stock: 1_000_000 - index,
+            [`reservations.ord_NEW${index % 10}`]: { quantity: 1, at: new Date() },
+          },
+        },
+      );
+    }
+    const ms = (performance.now() - startedAt) / updates;
+    const storeCpu = cpuSpent(cpuBefore, await cpuSnapshot(undefined));
+    const cpuMs =
+      (((storeCpu.get('mongo') ?? 0) + (storeCpu.get('postgres') ?? 0)) * 1000) / updates;
+    console.log(
+      `bench orders: product update with ${count} open reservations: ${ms.toFixed(2)} ms, store CPU ${cpuMs.toFixed(2)} ms`,
+    );
+    rows.push({ reservations: count, cpuMs, ms });
+    await products.drop();
+  }
+  return rows;
+}
+
 /**
  * Mean time of sequential `findOne({ _id })` on a collection: FerretDB 1.24 filters `_id` with `@>`, which
  * its btree `_id` index cannot serve, so this grows with the collection (what limits the saga's writes).
@@ -334,7 +385,10 @@ const hot = () => productIds[0] ?? '';
 const results: Measurement[] = [];
 let sagaResult: Awaited<ReturnType<typeof saga>> | undefined;
 let lookups: { orders: number; ordersMs: number; productsMs: number } | undefined;
+let updateCosts: Awaited<ReturnType<typeof productUpdateCost>> = [];
 try {
+  // First, while no order is in flight: the placement rows leave a backlog for the saga to work off.
+  updateCosts = await productUpdateCost(mongo);
   await autocannon({
     url: orders.url,
     connections: 10,
@@ -432,6 +486,21 @@ ${table}
 At ${total.toFixed(1)} ms per order, ${cores} cores confirm at most ${Math.floor((cores * 1000) / total)} orders/s even if nothing else ran; 500/s
 leaves ${budgetMs.toFixed(1)} ms of CPU per order for everything.${storeText}`;
 }
+const updateCostText =
+  updateCosts.length === 0
+    ? ''
+    : `**A stock write by the size of the product document** (200 sequential updates of the stock and one
+reservation on one product carrying N open reservations; FerretDB rewrites the whole document each time):
+
+| open reservations on the product | ms per update | FerretDB + PostgreSQL CPU ms per update |
+|---|---|---|
+${updateCosts.map((row) => `| ${row.reservations} | ${row.ms.toFixed(2)} | ${row.cpuMs.toFixed(2)} |`).join('\n')}
+
+Reservations live in the product document because that is the only place FerretDB can change them
+and the stock in one atomic write (ADR 0003); the saga's backlog of unconfirmed orders is what makes a
+popular product's document, and so each of its stock writes, grow.
+
+`;
 const lookupText =
   lookups === undefined
     ? ''
@@ -462,7 +531,7 @@ ${sagaText}
 
 ${cpuText()}
 
-${lookupText}
+${updateCostText}${lookupText}
 
 Source: [services/orders/bench/orders.bench.ts](../services/orders/bench/orders.bench.ts).`,
 );
