@@ -173,6 +173,12 @@ function cpuSpent(before: Map<string, number>, after: Map<string, number>): Map<
   return spent;
 }
 
+/** FerretDB's and its PostgreSQL's CPU since `before`, in ms per one of `count` operations. */
+async function storeCpuMsPer(before: Map<string, number>, count: number): Promise<number> {
+  const spent = cpuSpent(before, await cpuSnapshot(undefined));
+  return (((spent.get('mongo') ?? 0) + (spent.get('postgres') ?? 0)) * 1000) / Math.max(1, count);
+}
+
 /** FerretDB's and its PostgreSQL's CPU per unlocked insert + conditional $inc, in ms. */
 let storeCpuPerPairMs: number | undefined;
 
@@ -212,10 +218,7 @@ async function unlockedWrites(
       }
     }),
   );
-  const storeCpu = cpuSpent(cpuBefore, await cpuSnapshot(undefined));
-  storeCpuPerPairMs =
-    (((storeCpu.get('mongo') ?? 0) + (storeCpu.get('postgres') ?? 0)) * 1000) /
-    Math.max(1, latencies.length);
+  storeCpuPerPairMs = await storeCpuMsPer(cpuBefore, latencies.length);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.floor(q * (latencies.length - 1))] ?? 0);
   return report({
@@ -268,9 +271,7 @@ async function productUpdateCost(
       );
     }
     const ms = (performance.now() - startedAt) / updates;
-    const storeCpu = cpuSpent(cpuBefore, await cpuSnapshot(undefined));
-    const cpuMs =
-      (((storeCpu.get('mongo') ?? 0) + (storeCpu.get('postgres') ?? 0)) * 1000) / updates;
+    const cpuMs = await storeCpuMsPer(cpuBefore, updates);
     console.log(
       `bench orders: product update with ${count} open reservations: ${ms.toFixed(2)} ms, store CPU ${cpuMs.toFixed(2)} ms`,
     );
