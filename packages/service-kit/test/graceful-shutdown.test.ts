@@ -117,7 +117,7 @@ describe('graceful shutdown of a real process', () => {
     // If an assertion below fails first, afterEach kills the child and these requests fail after the
     // test has ended: handled here, so they do not surface as unhandled rejections in the next file.
     // Their results are still asserted through Promise.all below.
-    for (const reply of inFlight) reply.catch(() => undefined);
+    for (const request of inFlight) request.catch(() => undefined);
     await logs.waitFor(
       'every slow request to reach its handler',
       (lines) =>

@@ -300,16 +300,17 @@ http {
   const edgePairPort = await startEdge('edge-pair', [fullPort, secondFull.port]);
 
   // The chain's CPU: the gateway process, and for the full chain also Redis (the rate limiter's
-  // scripts run there), which nothing else uses during the run.
+  // scripts run there; the bench stack's idle services barely use it meanwhile).
   const redisPid = (await testStackStatus()).find((component) => component.name === 'redis')?.pid;
-  const processMeter = (pid: number | undefined): CpuMeter => {
-    if (pid === undefined || pid === null) throw new Error('a measured process has no pid');
-    return () => processCpuSeconds(pid);
+  const meterOf = (
+    what: string,
+    pid: number | null | undefined,
+    read: (pid: number) => number,
+  ): CpuMeter => {
+    if (pid === undefined || pid === null) throw new Error(`${what} has no pid`);
+    return () => read(pid);
   };
-  const groupMeter = (pgid: number | undefined | null): CpuMeter => {
-    if (pgid === undefined || pgid === null) throw new Error('redis has no pid in the bench stack');
-    return () => groupCpuSeconds(pgid);
-  };
+  const processMeter = (pid: number | undefined) => meterOf('a gateway', pid, processCpuSeconds);
   const auth = { authorization: `Bearer ${token}`, origin: 'https://shop.example' };
   const paths: readonly [string, string, Record<string, string>?, CpuMeter[]?][] = [
     ['nginx proxy_pass (baseline)', `http://127.0.0.1:${nginxPort}/v1/items`],
@@ -327,7 +328,7 @@ http {
       'gateway, full chain',
       `http://127.0.0.1:${fullPort}/v1/items`,
       auth,
-      [processMeter(fullGateway.pid), groupMeter(redisPid)],
+      [processMeter(fullGateway.pid), meterOf('redis', redisPid, (pgid) => groupCpuSeconds(pgid))],
     ],
     ['edge + gateway (full chain)', `http://127.0.0.1:${edgePort}/v1/items`, auth],
     ['edge + 2 gateway instances (full chain)', `http://127.0.0.1:${edgePairPort}/v1/items`, auth],

@@ -234,18 +234,25 @@ async function unlockedWrites(
 
 /** Open reservations on the product whose update is timed (the saga's backlog puts hundreds there). */
 const RESERVATION_COUNTS = [0, 50, 200, 800] as const;
+/** Sequential updates timed per reservation count. */
+const PROBE_UPDATES = 200;
+
+interface UpdateCost {
+  readonly reservations: number;
+  /** Mean wall time of one update, ms. */
+  readonly ms: number;
+  /** FerretDB's and PostgreSQL's CPU per update, ms. */
+  readonly cpuMs: number;
+}
 
 /**
  * What one stock write costs FerretDB and its PostgreSQL as a product document carries more open
- * reservations (`reservations.<orderId>` = `{ quantity, at }`, as `product.repository.ts` stores them):
- * 200 sequential updates of one field and one reservation, store CPU per update in ms. FerretDB 1.24
+ * reservations (`reservations.<orderId>` = `{ quantity, at }`, as `product.repository.ts` stores
+ * them): `PROBE_UPDATES` sequential updates of the stock and one reservation each. FerretDB 1.24
  * reads, re-encodes and rewrites the whole document on every update, so this grows with its size.
  */
-async function productUpdateCost(
-  mongo: MongoClient,
-): Promise<{ reservations: number; cpuMs: number; ms: number }[]> {
-  const updates = 200;
-  const rows: { reservations: number; cpuMs: number; ms: number }[] = [];
+async function productUpdateCost(mongo: MongoClient): Promise<UpdateCost[]> {
+  const rows: UpdateCost[] = [];
   for (const count of RESERVATION_COUNTS) {
     const products = mongo
       .db()
@@ -259,7 +266,7 @@ async function productUpdateCost(
     await products.insertOne({ _id: 'prd_PROBE', stock: 1_000_000, reservations });
     const cpuBefore = await cpuSnapshot(undefined);
     const startedAt = performance.now();
-    for (let index = 0; index < updates; index += 1) {
+    for (let index = 0; index < PROBE_UPDATES; index += 1) {
       await products.updateOne(
         { _id: 'prd_PROBE' },
         {
@@ -270,8 +277,8 @@ async function productUpdateCost(
         },
       );
     }
-    const ms = (performance.now() - startedAt) / updates;
-    const cpuMs = await storeCpuMsPer(cpuBefore, updates);
+    const ms = (performance.now() - startedAt) / PROBE_UPDATES;
+    const cpuMs = await storeCpuMsPer(cpuBefore, PROBE_UPDATES);
     console.log(
       `bench orders: product update with ${count} open reservations: ${ms.toFixed(2)} ms, store CPU ${cpuMs.toFixed(2)} ms`,
     );
@@ -386,7 +393,7 @@ const hot = () => productIds[0] ?? '';
 const results: Measurement[] = [];
 let sagaResult: Awaited<ReturnType<typeof saga>> | undefined;
 let lookups: { orders: number; ordersMs: number; productsMs: number } | undefined;
-let updateCosts: Awaited<ReturnType<typeof productUpdateCost>> = [];
+let updateCosts: UpdateCost[] = [];
 try {
   // First, while no order is in flight: the placement rows leave a backlog for the saga to work off.
   updateCosts = await productUpdateCost(mongo);
@@ -490,7 +497,7 @@ leaves ${budgetMs.toFixed(1)} ms of CPU per order for everything.${storeText}`;
 const updateCostText =
   updateCosts.length === 0
     ? ''
-    : `**A stock write by the size of the product document** (200 sequential updates of the stock and one
+    : `**A stock write by the size of the product document** (${PROBE_UPDATES} sequential updates of the stock and one
 reservation on one product carrying N open reservations; FerretDB rewrites the whole document each time):
 
 | open reservations on the product | ms per update | FerretDB + PostgreSQL CPU ms per update |
