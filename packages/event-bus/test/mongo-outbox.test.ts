@@ -220,7 +220,11 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
 
   it('with deferRemovalMs, published entries wait for the next write (takePublished) and are not published again', async () => {
     const { orders, received, group } = await setUp();
-    const relay = startRelay(orders, { deferRemovalMs: 60_000 });
+    // Only the explicit wake() below searches: a search running while written() publishes may read
+    // the entries before they are marked published and publish them again (at least once, by
+    // design), which is not what this test is about. The start-up search is let pass first.
+    const relay = startRelay(orders, { deferRemovalMs: 60_000, scanIntervalMs: 3_600_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
     const [first, second, third] = [testEvent(1), testEvent(2), testEvent(3)];
     const firstEntries = outboxEntries([first], validateTestEvent);
     const secondEntries = outboxEntries([second], validateTestEvent);
