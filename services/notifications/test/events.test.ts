@@ -11,13 +11,13 @@ import {
   newOrderId,
   newUserId,
   orderConfirmed,
+  publishUnseenUser,
   publisher,
   registerAndLogIn,
   sleep,
   startMailDev,
   startNotifications,
   uniqueGroup,
-  userRegistered,
   withMessageId,
   type NotificationsProcess,
   type PrivateMailDev,
@@ -127,7 +127,7 @@ describe('events to emails and inbox entries', () => {
   it('emails cancellations and refunds with their templates', async () => {
     const userId = newUserId();
     const email = `ntf-${randomBytes(5).toString('hex')}@example.com`;
-    await bus.publish(userRegistered(userId, email, 'Grace'));
+    await publishUnseenUser(bus, database.pool, userId, email, 'Grace');
     const orderId = newOrderId();
     const cancelled = createEvent('order.cancelled.v1', {
       source: '/orders',
@@ -227,7 +227,12 @@ describe('events to emails and inbox entries', () => {
 
     // The consumer is still there: the next valid event is mailed.
     const user = newUserId();
-    await bus.publish(userRegistered(user, `ntf-${randomBytes(5).toString('hex')}@example.com`));
+    await publishUnseenUser(
+      bus,
+      database.pool,
+      user,
+      `ntf-${randomBytes(5).toString('hex')}@example.com`,
+    );
     const next = orderConfirmed(user);
     await bus.publish(next);
     expect(await settledEmailsWith(messageIdFor(next.id, user, DOMAIN))).toHaveLength(1);

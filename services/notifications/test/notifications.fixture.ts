@@ -238,6 +238,29 @@ export function userRegistered(userId: string, email: string, name = 'Test User'
   });
 }
 
+/**
+ * Publishes `user.registered.v1` for a user that the users service does not know, and waits until
+ * the service's projection has the address. An order event published before that may be handled
+ * first (the queue is consumed concurrently); users' API would then answer 404 and the delivery
+ * would be dead-lettered as "recipient unknown", which is right for a user nobody knows.
+ */
+export async function publishUnseenUser(
+  bus: EventBus,
+  pool: pg.Pool,
+  userId: string,
+  email: string,
+  name?: string,
+): Promise<void> {
+  await bus.publish(userRegistered(userId, email, name));
+  await eventually(
+    async () => {
+      const { rows } = await pool.query('SELECT 1 FROM recipients WHERE user_id = $1', [userId]);
+      return rows.length === 1 ? true : undefined;
+    },
+    { timeoutMs: 20_000, what: `the address of ${userId} in the projection` },
+  );
+}
+
 export function orderConfirmed(userId: string, orderId = newOrderId(), amount = 6499) {
   return createEvent('order.confirmed.v1', {
     source: '/orders',

@@ -9,6 +9,7 @@ import {
   logIn,
   newUserId,
   orderConfirmed,
+  publishUnseenUser,
   publisher,
   registerAndLogIn,
   sleep,
@@ -135,15 +136,13 @@ describe('SMTP outages', () => {
       DELIVERY_BACKOFF_MAX_MS: '200',
     });
     const userId = newUserId();
-    await bus.publish(userRegistered(userId, `ntf-${randomBytes(5).toString('hex')}@example.com`));
     // The address is known before the order event comes (users itself does not know this user).
-    await eventually(async () => {
-      const { rows } = await setup.database.pool.query(
-        'SELECT 1 FROM recipients WHERE user_id = $1',
-        [userId],
-      );
-      return rows.length === 1 ? true : undefined;
-    });
+    await publishUnseenUser(
+      bus,
+      setup.database.pool,
+      userId,
+      `ntf-${randomBytes(5).toString('hex')}@example.com`,
+    );
     const event = orderConfirmed(userId);
     await bus.publish(event);
     const [dead] = await eventually(
