@@ -3,7 +3,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@bazaar/stack';
-import { testStack } from '@bazaar/testing';
+import { eventually, testStack } from '@bazaar/testing';
 import {
   createEventBus,
   handleOnce,
@@ -94,6 +94,11 @@ describe('idempotent consumer', () => {
           outcomes.push({ result, redelivered: delivery.redelivered });
         },
       },
+    });
+    // The queue may look empty while the redelivery is still being handled: wait for its outcome,
+    // then for the queue to hold nothing more (a second delivery would show as a second outcome).
+    await eventually(() => (outcomes.length > 0 ? true : undefined), {
+      what: 'the redelivery handled',
     });
     await waitUntilDrained(url, group);
     await consumer.close();

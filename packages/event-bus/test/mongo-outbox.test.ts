@@ -77,6 +77,27 @@ function startRelay(
   });
 }
 
+/**
+ * Starts a relay whose start-up search has provably run: a sentinel document is in the collection
+ * before it starts, and the relay is handed back once the sentinel's event has arrived. A document
+ * written after that is found only by what the test does (wake, written) or a periodic search.
+ */
+async function startSearchedRelay(
+  orders: Collection<Order>,
+  received: Received,
+  options: Parameters<typeof startRelay>[1] = {},
+) {
+  const sentinel = testEvent(0);
+  await orders.insertOne({
+    _id: 'ord_sentinel',
+    status: 'PENDING',
+    outbox: outboxEntries([sentinel], validateTestEvent),
+  });
+  const relay = startRelay(orders, options);
+  await received.waitFor(1);
+  return { relay, sentinel };
+}
+
 describe('MongoDB (FerretDB) embedded outbox relay', () => {
   it('publishes the events embedded in documents, removes exactly those, and publishes events pushed later', async () => {
     const { orders, received, group } = await setUp();
@@ -162,9 +183,11 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
 
   it('publishes documents named by wake(ids) without searching; unnamed ones wait for the next search', async () => {
     const { orders, received, group } = await setUp();
-    // Searches only at start (the collection is empty then) and when asked by a wake() naming nothing.
-    const relay = startRelay(orders, { scanIntervalMs: 3_600_000 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Searches only at start (before the documents below exist) and when asked by a wake() naming
+    // nothing.
+    const { relay, sentinel } = await startSearchedRelay(orders, received, {
+      scanIntervalMs: 3_600_000,
+    });
     const named = testEvent(1);
     const unnamed = testEvent(2);
     await orders.insertMany([
@@ -176,45 +199,46 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
       },
     ]);
     relay.wake(['ord_named']);
-    await received.waitFor(1);
+    await received.waitFor(2);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(received.ids()).toEqual([named.id]);
+    expect(received.ids()).toEqual([sentinel.id, named.id]);
     expect(await orders.findOne({ _id: 'ord_named' })).toMatchObject({ outbox: [] });
     expect((await orders.findOne({ _id: 'ord_unnamed' }))?.outbox).toHaveLength(1);
 
     relay.wake();
-    await received.waitFor(2);
+    await received.waitFor(3);
     await eventually(async () =>
       (await orders.findOne({ _id: 'ord_unnamed' }))?.outbox?.length === 0 ? true : undefined,
     );
     await relay.stop();
     await waitUntilDrained(url, group);
-    expect(received.ids()).toEqual([named.id, unnamed.id]);
-    expect(relay.publishedCount).toBe(2);
+    expect(received.ids()).toEqual([sentinel.id, named.id, unnamed.id]);
+    expect(relay.publishedCount).toBe(3);
   });
 
   it('publishes the entries handed over by written() without reading the document, and removes only those', async () => {
     const { orders, received, group } = await setUp();
-    const relay = startRelay(orders, { scanIntervalMs: 3_600_000 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { relay, sentinel } = await startSearchedRelay(orders, received, {
+      scanIntervalMs: 3_600_000,
+    });
     const [handed, other] = [testEvent(1), testEvent(2)];
     const entries = outboxEntries([handed, other], validateTestEvent);
     await orders.insertOne({ _id: 'ord_written', status: 'PENDING', outbox: entries });
     // Only the first entry is handed over: the relay must publish and remove exactly that one.
     relay.written([{ id: 'ord_written', entries: entries.slice(0, 1) }]);
-    await received.waitFor(1);
+    await received.waitFor(2);
     await eventually(async () =>
       (await orders.findOne({ _id: 'ord_written' }))?.outbox?.length === 1 ? true : undefined,
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(received.ids()).toEqual([handed.id]);
+    expect(received.ids()).toEqual([sentinel.id, handed.id]);
     expect((await orders.findOne({ _id: 'ord_written' }))?.outbox?.[0]?.eventId).toBe(other.id);
 
     relay.wake();
-    await received.waitFor(2);
+    await received.waitFor(3);
     await relay.stop();
     await waitUntilDrained(url, group);
-    expect(received.ids()).toEqual([handed.id, other.id]);
+    expect(received.ids()).toEqual([sentinel.id, handed.id, other.id]);
     expect(await orders.findOne({ _id: 'ord_written' })).toMatchObject({ outbox: [] });
   });
 
@@ -222,9 +246,11 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
     const { orders, received, group } = await setUp();
     // Only the explicit wake() below searches: a search running while written() publishes may read
     // the entries before they are marked published and publish them again (at least once, by
-    // design), which is not what this test is about. The start-up search is let pass first.
-    const relay = startRelay(orders, { deferRemovalMs: 60_000, scanIntervalMs: 3_600_000 });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // design), which is not what this test is about. The start-up search has run first.
+    const { relay, sentinel } = await startSearchedRelay(orders, received, {
+      deferRemovalMs: 60_000,
+      scanIntervalMs: 3_600_000,
+    });
     const [first, second, third] = [testEvent(1), testEvent(2), testEvent(3)];
     const firstEntries = outboxEntries([first], validateTestEvent);
     const secondEntries = outboxEntries([second], validateTestEvent);
@@ -236,11 +262,11 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
       { id: 'ord_taken', entries: firstEntries },
       { id: 'ord_left', entries: secondEntries },
     ]);
-    await received.waitFor(2);
+    await received.waitFor(3);
     // Published, still in the documents, and a search does not publish them again.
     relay.wake();
     await new Promise((resolve) => setTimeout(resolve, 800));
-    expect(received.events).toHaveLength(2);
+    expect(received.events).toHaveLength(3);
     expect((await orders.findOne({ _id: 'ord_taken' }))?.outbox).toHaveLength(1);
 
     // The aggregate's next write takes them and replaces the outbox with its own new entry.
@@ -253,11 +279,12 @@ describe('MongoDB (FerretDB) embedded outbox relay', () => {
       { $set: { status: 'CONFIRMED', outbox: thirdEntries } },
     );
     relay.written([{ id: 'ord_taken', entries: thirdEntries }]);
-    await received.waitFor(3);
-    // Stopping removes what is still owed (the untaken one), so a restart publishes nothing again.
+    await received.waitFor(4);
+    // Stopping removes what is still owed (the untaken ones), so a restart publishes nothing again.
     await relay.stop();
     await waitUntilDrained(url, group);
-    expect(received.ids()).toEqual([first.id, second.id, third.id]);
+    expect(received.ids()).toEqual([sentinel.id, first.id, second.id, third.id]);
+    expect(await orders.findOne({ _id: 'ord_sentinel' })).toMatchObject({ outbox: [] });
     expect(await orders.findOne({ _id: 'ord_left' })).toMatchObject({ outbox: [] });
     expect(await orders.findOne({ _id: 'ord_taken' })).toMatchObject({ outbox: [] });
   });

@@ -23,16 +23,16 @@ const closers: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   servers = await startPrivateServers(['postgres']);
   const stack = testStack();
-  pool = new pg.Pool({ connectionString: servers.urls.postgres, connectionTimeoutMillis: 500 });
+  pool = new pg.Pool({ connectionString: servers.urls.postgres, connectionTimeoutMillis: 5_000 });
   // Idle connections die when the server stops; the pool replaces them. Without a listener the
   // pool's 'error' event would crash the process, as it would crash a service.
   pool.on('error', () => undefined);
   redis = new Redis(stack.redis, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
-    commandTimeout: 500,
+    commandTimeout: 5_000,
   });
-  mongo = new MongoClient(stack.mongo, { serverSelectionTimeoutMS: 800, directConnection: true });
+  mongo = new MongoClient(stack.mongo, { serverSelectionTimeoutMS: 5_000, directConnection: true });
   etcd = new Etcd3({ hosts: stack.etcd });
   closers.push(
     () => pool.end(),
@@ -47,21 +47,26 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close().catch(() => undefined);
 });
 
+// Deadlines far above a healthy answer on a loaded machine: the checks that should pass must not
+// time out, and the stopped PostgreSQL fails at once (connection refused), not by a deadline.
+const CHECK_TIMEOUT_MS = 10_000;
+
 function checks(): ReadinessCheck[] {
   const stack = testStack();
-  return [
+  const probes: ReadinessCheck[] = [
     { name: 'postgres', check: () => pool.query('SELECT 1') },
     { name: 'redis', check: async () => expect(await redis.ping()).toBe('PONG') },
     {
       name: 'rabbitmq',
       check: async () => {
-        const connection = await amqplib.connect(stack.rabbitmq, { timeout: 800 });
+        const connection = await amqplib.connect(stack.rabbitmq, { timeout: 5_000 });
         await connection.close();
       },
     },
     { name: 'mongo', check: () => mongo.db('admin').command({ ping: 1 }) },
     { name: 'etcd', check: () => etcd.maintenance.status() },
   ];
+  return probes.map((probe) => ({ ...probe, timeoutMs: CHECK_TIMEOUT_MS }));
 }
 
 function app() {

@@ -243,6 +243,13 @@ describe('the inbox API', () => {
   it('lists my entries newest first in cursor pages, and marks one read', async () => {
     const user = await registerAndLogIn();
     const other = await registerAndLogIn();
+    // The welcome entry comes through users' outbox, the orders straight from the bus, and the queue
+    // is consumed concurrently: wait for it, so it is the oldest entry.
+    await eventually(async () =>
+      (await inbox(user.accessToken)).body.items.some((item) => item.kind === 'welcome')
+        ? true
+        : undefined,
+    );
     const events = [
       orderConfirmed(user.userId),
       orderConfirmed(user.userId),

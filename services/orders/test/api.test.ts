@@ -183,16 +183,17 @@ describe('prices of new orders come from a short-lived cache of the catalog', ()
 
   it('a price change applies to orders placed once the TTL has passed, never to stock', async () => {
     const productId = await addProduct(orders.db, 10, 1000);
+    // The cached price expires a TTL after the first order priced it, i.e. after this moment.
+    const pricedFrom = Date.now();
     const first = await placeOrder(orders.url, alice, [{ productId, quantity: 1 }]);
     expect(first.body.total).toEqual({ amount: 1000, currency: 'USD' });
-    const changedAt = Date.now();
     await productsCollection(orders.db).updateOne(
       { _id: productId },
       { $set: { price: { amount: 2500, currency: 'USD' } } },
     );
     const cached = await placeOrder(orders.url, alice, [{ productId, quantity: 1 }]);
     // Within the TTL the cached price may still be used (this request comes right after the change).
-    if (Date.now() - changedAt < ttlMs) {
+    if (Date.now() - pricedFrom < ttlMs) {
       expect(cached.body.total).toEqual({ amount: 1000, currency: 'USD' });
     }
     await new Promise((resolve) => setTimeout(resolve, ttlMs + 100));

@@ -91,7 +91,13 @@ describe('kill -9 of orders between reserving and publishing', () => {
   it('loses nothing: the orders acknowledged before the kill are published by the next process', async () => {
     const db = mongo.db();
     const productId = await addProduct(db, 100);
-    const env = { ...testEnv(databaseUrl, group, exchange), LOG_LEVEL: 'error' };
+    // A deadline far past the test, so no order is cancelled for want of payment however slowly
+    // the next process starts: the stock check at the end expects every reservation still held.
+    const env = {
+      ...testEnv(databaseUrl, group, exchange),
+      LOG_LEVEL: 'error',
+      ORDER_PAYMENT_DEADLINE_MS: '600000',
+    };
     // The first process stores orders but does not publish (its relay is off), so the kill is
     // certain to land after reserving and before publishing.
     const first = await startProcess({ ...env, OUTBOX_RELAY_ENABLED: 'false' });

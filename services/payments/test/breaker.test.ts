@@ -16,7 +16,9 @@ import {
 // opens, its half-open probe fails while the processor is still down (open again), and once the
 // processor is back the next probe succeeds and closes it.
 
-const HALF_OPEN_MS = 1500;
+// Long enough that the "fails fast while open" test runs inside the open period on a loaded
+// machine (the breaker last opened in the test before it).
+const HALF_OPEN_MS = 8000;
 let world: PaymentsTestScope;
 let psp: ChildService;
 let payments: RunningPayments;
@@ -29,6 +31,10 @@ beforeAll(async () => {
       PSP_MAX_ATTEMPTS: '2',
       PSP_BREAKER_FAILURES: '3',
       PSP_BREAKER_HALF_OPEN_MS: `${HALF_OPEN_MS}ms`,
+      // An order whose authorization failed is failed at once, not redelivered: a redelivery
+      // arriving after the open period would be a half-open probe that re-opens the breaker at a
+      // moment no test chose.
+      PAYMENTS_AUTHORIZE_MAX_ATTEMPTS: '1',
     },
   });
   ({ psp, payments, orders } = world);

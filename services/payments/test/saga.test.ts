@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventually } from '@bazaar/testing';
 import { paymentIdOf } from '../src/payment';
 import {
@@ -227,16 +227,24 @@ describe('capture, void and refund from order events', () => {
   it('voids a late authorization: the order was cancelled while the processor was deciding', async () => {
     // tok_slow takes 1.5 s here; the cancellation (orders' deadline) arrives in the meantime.
     const placed = orderPlaced({ token: 'tok_slow' });
-    await orders.publish(placed);
-    await eventually(
-      async () =>
-        (await processorRecords(psp.url, paymentIdOf(placed.data.orderId))).length === 0 &&
-        (await paymentOf(payments.pool, placed.data.orderId)) === undefined
-          ? true
-          : undefined,
-      { what: 'authorization in flight' },
-    );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const paymentId = paymentIdOf(placed.data.orderId);
+    // The cancellation is published once payments has asked the processor (not after a guess of
+    // how long that takes): from then on, every path has to end in a void.
+    let askedProcessor: () => void = () => undefined;
+    const isAsked = new Promise<void>((resolve) => {
+      askedProcessor = resolve;
+    });
+    const authorize = payments.processor.authorize.bind(payments.processor);
+    const spy = vi.spyOn(payments.processor, 'authorize').mockImplementation((input) => {
+      if (input.reference === paymentId) askedProcessor();
+      return authorize(input);
+    });
+    try {
+      await orders.publish(placed);
+      await isAsked;
+    } finally {
+      spy.mockRestore();
+    }
     await orders.publish(orderCancelled(placed, 'PAYMENT_TIMEOUT'));
     const voided = await orders.waitFor('payment.voided.v1', placed.data.orderId, 30_000);
     expect(orders.eventsOf(placed.data.orderId).map((event) => event.type)).toEqual([

@@ -103,9 +103,17 @@ describe('user.registered.v1', () => {
     });
     expect(event.traceparent?.split('-')[1]).toBe(traceId);
 
-    const { rows } = await users.pool.query<{ published: boolean }>(
-      'SELECT published_at IS NOT NULL AS published FROM outbox WHERE event_id = $1',
-      [event.id],
+    // The relay marks the row published once the broker has confirmed it, which may be just after
+    // the message reached us.
+    const rows = await eventually(
+      async () => {
+        const { rows } = await users.pool.query<{ published: boolean }>(
+          'SELECT published_at IS NOT NULL AS published FROM outbox WHERE event_id = $1',
+          [event.id],
+        );
+        return rows[0]?.published === true ? rows : undefined;
+      },
+      { what: 'the outbox row marked published' },
     );
     expect(rows).toEqual([{ published: true }]);
     expect(received.filter((e) => e.subject === reply.body.id)).toHaveLength(1);

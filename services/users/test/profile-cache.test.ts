@@ -141,15 +141,20 @@ describe('profile cache', () => {
       updatedAt: new Date(0).toISOString(),
     });
     let release: () => void = () => undefined;
+    let loaderEntered: () => void = () => undefined;
+    const isLoading = new Promise<void>((resolve) => {
+      loaderEntered = resolve;
+    });
     const slowRead = cache.read(
       'usr_STALE',
       () =>
         new Promise<Profile>((resolve) => {
           // This read saw version 1; before it returns, a write makes version 2 and invalidates.
           release = () => resolve(profile(1, 'Old'));
+          loaderEntered();
         }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await isLoading;
     await cache.invalidate('usr_STALE', 2);
     release();
     expect((await slowRead)?.name).toBe('Old');
