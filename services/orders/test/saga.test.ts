@@ -65,6 +65,21 @@ describe('the checkout saga', () => {
         .map((e) => e.id),
     ).size;
 
+  /**
+   * Waits for a product's stock to be what an order's end left. The stock is released or settled
+   * right after the order's new status is stored, so a reader may see the status a moment before.
+   */
+  const stockBecomes = (productId: string, expected: { stock: number; reserved: number }) =>
+    eventually(
+      async () => {
+        const stock = await stockOf(orders.db, productId);
+        return stock.stock === expected.stock && stock.reserved === expected.reserved
+          ? true
+          : undefined;
+      },
+      { what: `stock of ${productId} at ${JSON.stringify(expected)}` },
+    );
+
   const statusOf = async (id: string) => (await getOrder(orders.url, user, id)).body;
   const until = (id: string, status: string) =>
     eventually(async () => ((await statusOf(id)).status === status ? true : undefined), {
@@ -105,7 +120,7 @@ describe('the checkout saga', () => {
     await publishPayment(orders.bus, order, 'declined', 'pay_decline1');
     await until(id, 'CANCELLED');
     expect((await statusOf(id)).cancelReason).toBe('PAYMENT_DECLINED');
-    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    await stockBecomes(productId, { stock: 10, reserved: 0 });
     await eventually(() =>
       tap.of(id).some((e) => e.type === 'order.cancelled.v1') ? true : undefined,
     );
@@ -122,14 +137,14 @@ describe('the checkout saga', () => {
     await publishPayment(orders.bus, order, 'unavailable');
     await until(id, 'CANCELLED');
     expect((await statusOf(id)).cancelReason).toBe('PAYMENT_UNAVAILABLE');
-    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    await stockBecomes(productId, { stock: 10, reserved: 0 });
   });
 
   it('timeout, then a late authorization: stays CANCELLED (PAYMENT_TIMEOUT), stock released once', async () => {
     const { id, productId, order } = await place(2, 10, shortDeadline);
     await until(id, 'CANCELLED');
     expect((await statusOf(id)).cancelReason).toBe('PAYMENT_TIMEOUT');
-    expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    await stockBecomes(productId, { stock: 10, reserved: 0 });
     // The late authorization (payments voids it on order.cancelled) and a duplicate of it.
     const eventId = randomUUID();
     await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
@@ -154,6 +169,7 @@ describe('the checkout saga', () => {
       publishPayment(orders.bus, order, 'authorized', 'pay_dup1', eventId),
     ]);
     await until(id, 'CONFIRMED');
+    await stockBecomes(productId, { stock: 8, reserved: 0 });
     await publishPayment(orders.bus, order, 'declined', 'pay_dup1');
     const marker = await place(1);
     await publishPayment(orders.bus, marker.order, 'declined');
