@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { eventually } from '@bazaar/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { OrderCommand } from '../src/order';
+import type { TransitionResult } from '../src/order.service';
 import {
   addProduct,
   getOrder,
@@ -23,13 +25,20 @@ describe('the checkout saga', () => {
   let shortDeadline: RunningOrders;
   let tap: Awaited<ReturnType<typeof tapOrderEvents>>;
   let user: TestUser;
+  /** Every instance consuming the scope's payment-events queue. */
+  const instances: RunningOrders[] = [];
+  const start = async (env: Record<string, string>) => {
+    const instance = await scope.start(env);
+    instances.push(instance);
+    return instance;
+  };
 
   beforeAll(async () => {
     // The deadline is stored on each order when it is placed. Orders placed through `orders` have
     // one far past the test, so a slow machine never turns an approval or a decline into a
     // timeout; the timeout path places its order through `shortDeadline`.
-    orders = await scope.start({ ORDER_PAYMENT_DEADLINE_MS: '600000' });
-    shortDeadline = await scope.start({ ORDER_PAYMENT_DEADLINE_MS: '3000' });
+    orders = await start({ ORDER_PAYMENT_DEADLINE_MS: '600000' });
+    shortDeadline = await start({ ORDER_PAYMENT_DEADLINE_MS: '3000' });
     tap = await tapOrderEvents(orders.bus);
     user = await newUser();
   });
@@ -79,6 +88,37 @@ describe('the checkout saga', () => {
       },
       { what: `stock of ${productId} at ${JSON.stringify(expected)}` },
     );
+
+  /**
+   * Publishes with `publish`, then waits until the instances have handled `count` deliveries of
+   * `command` for the order, and returns what each transition did. A later event proves nothing
+   * about an earlier one: the queue is consumed concurrently, by every instance.
+   */
+  async function outcomesOf(
+    orderId: string,
+    command: OrderCommand['type'],
+    count: number,
+    publish: () => Promise<void>,
+  ): Promise<TransitionResult[]> {
+    const outcomes: TransitionResult[] = [];
+    const spies = instances.map(({ service }) => {
+      const transition = service.orders.transition.bind(service.orders);
+      return vi.spyOn(service.orders, 'transition').mockImplementation(async (id, next) => {
+        const result = await transition(id, next);
+        if (id === orderId && next.type === command) outcomes.push(result);
+        return result;
+      });
+    });
+    try {
+      await publish();
+      await eventually(() => (outcomes.length >= count ? true : undefined), {
+        what: `${count} ${command} deliveries for ${orderId} handled`,
+      });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    return outcomes;
+  }
 
   const statusOf = async (id: string) => (await getOrder(orders.url, user, id)).body;
   const until = (id: string, status: string) =>
@@ -147,15 +187,16 @@ describe('the checkout saga', () => {
     await stockBecomes(productId, { stock: 10, reserved: 0 });
     // The late authorization (payments voids it on order.cancelled) and a duplicate of it.
     const eventId = randomUUID();
-    await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
-    await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
-    // A marker order placed after the late events, confirmed through the same queue, shows the
-    // late events were consumed before we look.
-    const marker = await place(1);
-    await publishPayment(orders.bus, marker.order, 'authorized');
-    await until(marker.id, 'CONFIRMED');
+    const late = await outcomesOf(id, 'authorize', 2, async () => {
+      await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
+      await publishPayment(orders.bus, order, 'authorized', 'pay_late1', eventId);
+    });
+    expect(late).toEqual(['ignored', 'ignored']);
     expect((await statusOf(id)).status).toBe('CANCELLED');
     expect(await stockOf(orders.db, productId)).toEqual({ stock: 10, reserved: 0 });
+    await eventually(() =>
+      tap.of(id).some((e) => e.type === 'order.cancelled.v1') ? true : undefined,
+    );
     expect(eventsOfType(id, 'order.cancelled.v1')).toBe(1);
     expect(eventsOfType(id, 'order.confirmed.v1')).toBe(0);
   });
@@ -170,10 +211,10 @@ describe('the checkout saga', () => {
     ]);
     await until(id, 'CONFIRMED');
     await stockBecomes(productId, { stock: 8, reserved: 0 });
-    await publishPayment(orders.bus, order, 'declined', 'pay_dup1');
-    const marker = await place(1);
-    await publishPayment(orders.bus, marker.order, 'declined');
-    await until(marker.id, 'CANCELLED');
+    const failure = await outcomesOf(id, 'fail', 1, () =>
+      publishPayment(orders.bus, order, 'declined', 'pay_dup1'),
+    );
+    expect(failure).toEqual(['ignored']);
     expect((await statusOf(id)).status).toBe('CONFIRMED');
     expect(await stockOf(orders.db, productId)).toEqual({ stock: 8, reserved: 0 });
     await eventually(() =>
@@ -203,7 +244,7 @@ describe('the checkout saga', () => {
   });
 
   it('an order this instance placed but another instance cancelled is not confirmed from what this one remembers', async () => {
-    const other = await scope.start({ ORDER_PAYMENT_DEADLINE_MS: '600000' });
+    const other = await start({ ORDER_PAYMENT_DEADLINE_MS: '600000' });
     const placed = await place(2);
     // The other instance cancels it (user cancel): this instance still remembers it PENDING.
     const cancelled = await fetch(`${other.url}/v1/orders/${placed.id}/cancel`, {
