@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` is pure and fast (part of `npm run check`); `integration` talks to the real
+// Two main projects: `unit` is pure and fast (part of `npm run check`); `integration` talks to the real
 // servers of the local stack's `test` profile, which its global setup brings up (see stack/README.md).
 export default defineConfig({
   test: {
@@ -29,6 +29,27 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           // Suites share one stack; files run one at a time so fault tests never disturb a neighbour.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
+      {
+        // `npm run k8s -- test`, before the cluster exists: the rendered chart (needs helm).
+        test: {
+          name: 'k8s',
+          include: ['deploy/k8s/test/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+        },
+      },
+      {
+        // `npm run k8s -- test`, against the live local cluster that `up` built (one file, in order).
+        test: {
+          name: 'k8s-cluster',
+          include: ['deploy/k8s/test/cluster/*.test.ts'],
+          environment: 'node',
+          testTimeout: 600_000,
+          hookTimeout: 120_000,
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
         },

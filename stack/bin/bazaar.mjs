@@ -37,6 +37,7 @@ await build({
   entryPoints: {
     cli: path.join(root, 'stack', 'src', 'cli.ts'),
     daemon: path.join(root, 'stack', 'src', 'daemon.ts'),
+    'k8s-forward': path.join(root, 'stack', 'src', 'k8s', 'forward-main.ts'),
   },
   outdir: path.join(root, 'stack', 'dist'),
   outExtension: { '.js': '.mjs' },

@@ -42,16 +42,24 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
   });
 }
 
-/** Builds every service to `services/<name>/dist/main.mjs` (what the stack and the Dockerfiles run). */
+/** Entry points a service may have besides `main`: the Helm chart's Jobs run them. */
+const jobEntries = ['migrate', 'bootstrap-admin'] as const;
+
+/**
+ * Builds every service to `services/<name>/dist/main.mjs` (what the stack and the images run), and
+ * each `src/<job entry>.ts` it has to `dist/<job entry>.mjs` beside it.
+ */
 export async function buildServices(): Promise<string[]> {
   const names = serviceNames();
   await Promise.all(
-    names.map((name) =>
-      bundle(
-        path.join(repoRoot, 'services', name, 'src', 'main.ts'),
-        path.join(repoRoot, 'services', name, 'dist', 'main.mjs'),
-      ),
-    ),
+    names.flatMap((name) => {
+      const dir = path.join(repoRoot, 'services', name);
+      return ['main', ...jobEntries]
+        .filter((entry) => existsSync(path.join(dir, 'src', `${entry}.ts`)))
+        .map((entry) =>
+          bundle(path.join(dir, 'src', `${entry}.ts`), path.join(dir, 'dist', `${entry}.mjs`)),
+        );
+    }),
   );
   return names;
 }

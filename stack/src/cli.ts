@@ -18,6 +18,8 @@ const USAGE = `Usage: npm <command> [-- options]
   npm run scale -- <service>=<n> [...]
   npm run logs -- <component>
   npm test                  start the test profile, run every suite, stop it (--keep leaves it up)
+  npm run images [-- --push] build the container images (deploy/images), push them to the registry
+  npm run k8s -- <command>  the local Kubernetes cluster: up, deploy, status, down, test (-- help)
 Options: --profile dev|test (default dev, or BAZAAR_PROFILE)`;
 
 const started = Date.now();
@@ -253,6 +255,14 @@ export async function main(argv: readonly string[]): Promise<void> {
         return await test(rest);
       case 'bench':
         return await bench(positional);
+      case 'k8s': {
+        const { k8sMain } = await import('./k8s/cli');
+        return await k8sMain(rest, say);
+      }
+      case 'images': {
+        const { imagesMain } = await import('./k8s/images');
+        return await imagesMain(rest, say);
+      }
       default:
         console.log(USAGE);
         if (command !== 'help') process.exitCode = 2;

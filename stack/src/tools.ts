@@ -201,7 +201,12 @@ export function locateTools(config: StackConfig): Partial<ToolPaths> {
   };
 }
 
-async function aptInstall(packages: readonly string[], config: StackConfig, progress: Progress) {
+/** Installs Debian packages with apt-get (as root, or with passwordless sudo), services not started. */
+export async function aptInstall(
+  packages: readonly string[],
+  config: StackConfig,
+  progress: Progress,
+) {
   const sudo = config.isRoot ? [] : ['sudo', '-n'];
   if (!config.isRoot && (await run('sudo', ['-n', 'true'])).code !== 0) {
     throw new Error(
@@ -278,7 +283,11 @@ async function buildFerretdb(config: StackConfig, progress: Progress) {
 }
 
 /** Runs a long build step, saying every 15 s that it is still running (CI logs show progress). */
-async function withTicker<T>(what: string, progress: Progress, work: () => Promise<T>): Promise<T> {
+export async function withTicker<T>(
+  what: string,
+  progress: Progress,
+  work: () => Promise<T>,
+): Promise<T> {
   const started = Date.now();
   const ticker = setInterval(
     () => progress(`  still ${what} (${Math.round((Date.now() - started) / 1000)} s)`),

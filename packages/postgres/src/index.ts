@@ -94,3 +94,47 @@ export async function inTransaction<T>(
     client.release(isBroken);
   }
 }
+
+/** The pool of a one-shot job: one connection, and minutes per statement (a migration may rewrite a table). */
+export const JOB_POOL = { max: 1, statementTimeoutMs: 10 * 60_000 } as const;
+
+export interface DatabaseJobOptions {
+  /** Tries to reach the database before giving up (the Job's own retry takes over then). */
+  readonly connectAttempts?: number;
+  readonly connectRetryMs?: number;
+}
+
+/**
+ * Runs a one-shot job on PostgreSQL, such as a Helm hook's migration: waits (bounded) for the
+ * database, which may still be starting beside the Job's pod, runs `work`, then closes the pool.
+ * Resolves to the process exit code (0 when `work` succeeded); it never throws.
+ */
+export async function runDatabaseJob(
+  pool: pg.Pool,
+  logger: Logger,
+  what: string,
+  work: () => Promise<unknown>,
+  options: DatabaseJobOptions = {},
+): Promise<number> {
+  const attempts = options.connectAttempts ?? 60;
+  const retryMs = options.connectRetryMs ?? 2_000;
+  let exitCode = 0;
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await pool.query('SELECT 1');
+        break;
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+        logger.warn({ err: error, attempt }, 'PostgreSQL not reachable yet; retrying');
+        await new Promise((resolve) => setTimeout(resolve, retryMs));
+      }
+    }
+    await work();
+  } catch (error) {
+    logger.fatal({ err: error }, `${what} failed`);
+    exitCode = 1;
+  }
+  await pool.end().catch(() => undefined);
+  return exitCode;
+}

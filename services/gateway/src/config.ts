@@ -12,6 +12,15 @@ export const configSchema = serviceEnv.extend({
   ETCD_URL: url({ protocols: ['http', 'https'] }).optional(),
   /** With DNS discovery, the port every service's pods listen on. */
   GATEWAY_DNS_PORT: port().default(8080),
+  /**
+   * With DNS discovery, the domain after each service's name (`bazaar.svc.cluster.local`): the
+   * resolver asks for `<service>.<domain>` as is, since `dns.resolve4` applies no search list.
+   */
+  GATEWAY_DNS_DOMAIN: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'a DNS domain such as bazaar.svc.cluster.local')
+    .optional(),
   /** Redis for rate limiting; required when a rate-limiting plugin is configured. */
   REDIS_URL: url({ protocols: ['redis', 'rediss'] }).optional(),
   /** `${GATEWAY_JWKS_URL}` etc. in the declarative file. */

@@ -21,6 +21,8 @@ try {
     config.ETCD_URL === undefined
       ? createDnsDiscovery({
           portOf: () => config.GATEWAY_DNS_PORT,
+          hostnameOf: (name) =>
+            config.GATEWAY_DNS_DOMAIN === undefined ? name : `${name}.${config.GATEWAY_DNS_DOMAIN}`,
           onError: (error, name) => logger.warn({ err: error, service: name }, 'DNS lookup failed'),
         })
       : createEtcdRegistry({ url: config.ETCD_URL, logger });

@@ -1,0 +1,12 @@
+// Entry point of the Helm chart's `users-migrate` Job (deploy/helm/bazaar/templates/jobs.yaml):
+// applies the pending migrations, then exits (the Job retries a failure).
+import { JOB_POOL, runDatabaseJob } from '@bazaar/postgres';
+import { bootstrapService } from '@bazaar/service-kit';
+import { readConfig } from './config';
+import { createPool, migrate } from './database';
+
+const { config, logger, telemetry } = bootstrapService('users', readConfig);
+const pool = createPool({ connectionString: config.DATABASE_URL, logger, ...JOB_POOL });
+const exitCode = await runDatabaseJob(pool, logger, 'migration', () => migrate(pool, logger));
+await telemetry.shutdown();
+process.exit(exitCode);
