@@ -6,7 +6,7 @@ import { NETNS, NODE_CIDR, NODE_IP, SERVICE_CIDR } from './layout';
 const NETNS_PATH = `/run/netns/${NETNS}`;
 
 /** `nsenter --net`, not `ip netns exec`: the latter remounts /sys and hides the cgroup mounts. */
-export function inNetns(command: string, args: readonly string[]): [string, string[]] {
+function inNetns(command: string, args: readonly string[]): [string, string[]] {
   return ['nsenter', [`--net=${NETNS_PATH}`, '--', command, ...args]];
 }
 
@@ -17,15 +17,6 @@ export function runInNetns(
 ): Promise<RunResult> {
   const [cmd, full] = inNetns(command, args);
   return run(cmd, full, options);
-}
-
-export async function runInNetnsChecked(
-  command: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
-): Promise<string> {
-  const [cmd, full] = inNetns(command, args);
-  return runChecked(cmd, full, options);
 }
 
 export function netnsExists(): boolean {

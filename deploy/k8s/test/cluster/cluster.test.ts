@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { eventually } from '@bazaar/testing';
+import { call, eventually, registerAndLogin } from '@bazaar/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceNames } from '../../../../stack/src/build';
 import { readStackConfig, repoRoot } from '../../../../stack/src/config';
@@ -31,29 +31,12 @@ const cluster = clusterOf(readStackConfig('dev'), (message) => console.log(`  ${
 const E = PUBLIC_URL;
 const ns = RELEASE_NAMESPACE;
 
-interface Reply<T> {
-  status: number;
-  body: T;
-}
-
-async function call<T = Record<string, unknown>>(
+/** A call to the cluster's public entry (`call` of @bazaar/testing, bound to it). */
+const api = <T = Record<string, unknown>>(
   method: string,
   route: string,
   options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<Reply<T>> {
-  const response = await fetch(`${E}${route}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-      ...options.headers,
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as T };
-}
+) => call<T>(E, method, route, options);
 
 interface Order {
   id: string;
@@ -69,22 +52,8 @@ let token = '';
 let product: Product;
 let knownOrderId = '';
 
-async function registerAndLogin(): Promise<string> {
-  const email = `k8s-${randomUUID()}@example.com`;
-  const password = 'correct horse battery staple';
-  const registered = await call('POST', '/v1/users', {
-    body: { email, password, name: 'Kube Buyer' },
-  });
-  expect(registered.status, JSON.stringify(registered.body)).toBe(201);
-  const login = await call<{ accessToken: string }>('POST', '/v1/auth/login', {
-    body: { email, password },
-  });
-  expect(login.status).toBe(200);
-  return login.body.accessToken;
-}
-
 async function placeOrder(card: string): Promise<Order> {
-  const placed = await call<Order>('POST', '/v1/orders', {
+  const placed = await api<Order>('POST', '/v1/orders', {
     token,
     headers: { 'idempotency-key': randomUUID() },
     body: { items: [{ productId: product.id, quantity: 1 }], payment: { token: card } },
@@ -92,7 +61,7 @@ async function placeOrder(card: string): Promise<Order> {
   expect(placed.status, JSON.stringify(placed.body)).toBe(202);
   return eventually(
     async () => {
-      const order = await call<Order>('GET', `/v1/orders/${placed.body.id}`, { token });
+      const order = await api<Order>('GET', `/v1/orders/${placed.body.id}`, { token });
       return order.body.status === 'PENDING' ? undefined : order.body;
     },
     { what: `order ${placed.body.id} terminal`, timeoutMs: 60_000 },
@@ -180,8 +149,8 @@ function report(what: string, load: SteadyLoad, from = 0) {
 }
 
 beforeAll(async () => {
-  token = await registerAndLogin();
-  const products = await call<{ items: Product[] }>('GET', '/v1/products?limit=50');
+  token = (await registerAndLogin(E)).tokens.accessToken;
+  const products = await api<{ items: Product[] }>('GET', '/v1/products?limit=50');
   expect(products.status).toBe(200);
   product = [...products.body.items].sort((a, b) => b.stock - a.stock)[0] as Product;
 });
@@ -249,7 +218,7 @@ describe('the release on a real cluster', () => {
     knownOrderId = confirmed.id;
     const payments = await eventually(
       async () => {
-        const reply = await call<{ items: { status: string }[] }>(
+        const reply = await api<{ items: { status: string }[] }>(
           'GET',
           `/v1/payments?orderId=${confirmed.id}`,
           { token },
@@ -264,7 +233,7 @@ describe('the release on a real cluster', () => {
     expect(declined.cancelReason).toBe('PAYMENT_DECLINED');
     const inbox = await eventually(
       async () => {
-        const reply = await call<{
+        const reply = await api<{
           items: { subject?: string; title?: string; orderId?: string }[];
         }>('GET', '/v1/notifications', { token });
         const text = JSON.stringify(reply.body);
@@ -278,13 +247,13 @@ describe('the release on a real cluster', () => {
   it('lets the admin named at up sign in and read the analytics', async () => {
     const email = cluster.config.passthrough.ADMIN_EMAIL ?? '';
     expect(email).not.toBe('');
-    const login = await call<{ accessToken: string }>('POST', '/v1/auth/login', {
+    const login = await api<{ accessToken: string }>('POST', '/v1/auth/login', {
       body: { email, password: cluster.config.passthrough.ADMIN_PASSWORD },
     });
     expect(login.status).toBe(200);
     const summary = await eventually(
       async () => {
-        const reply = await call<{ ordersConfirmed: number }>('GET', '/v1/analytics/summary', {
+        const reply = await api<{ ordersConfirmed: number }>('GET', '/v1/analytics/summary', {
           token: login.body.accessToken,
         });
         return reply.status === 200 && reply.body.ordersConfirmed >= 1 ? reply.body : undefined;
